@@ -1,0 +1,77 @@
+"""kitesaga's protocol: immutable, typed, validated messages and value types.
+
+Commands are imperatives (``SubmitEntry``, ``ReserveCash``); events are facts
+in the past tense (``CashReserved``, ``SagaCompleted``). Every one is a
+frozen, slotted dataclass validated at construction: a message that cannot
+be valid cannot be built, and the ``ValueError`` names the field and value.
+``to_dict``/``from_dict`` serialise any of them.
+"""
+
+from messages._codec import from_dict, to_dict
+from messages._commands import (
+    ApplyFill,
+    CancelBrokerOrder,
+    CancelEntry,
+    EndpointClass,
+    FindOrdersByTag,
+    Inbox,
+    PlaceOrder,
+    PricesProcessed,
+    Priority,
+    QueryOrder,
+    RecordPrices,
+    ReleaseCash,
+    RequestPermit,
+    ReserveCash,
+    SetTradingState,
+    SubmitEntry,
+    SubmitExit,
+    Subscribe,
+    TradingState,
+)
+from messages._events import (
+    CashRefused,
+    CashReleased,
+    CashReserved,
+    ExitDecided,
+    FillApplied,
+    OrderOutcomeUnknown,
+    OrderPlaced,
+    OrderRejected,
+    OrdersFound,
+    OrderUpdated,
+    PermitGranted,
+    PermitRefused,
+    PriceRejected,
+    PricesUpdated,
+    SagaCompensated,
+    SagaCompleted,
+    SagaKind,
+    SagaRefused,
+    SagaStarted,
+    TradingStateChanged,
+)
+from messages._orders import ExitRules, Fill, OrderLeg, OrderRequest, OrderState, OrderStatus
+from messages._values import (
+    Exchange,
+    Instrument,
+    InstrumentKind,
+    Money,
+    OrderType,
+    Price,
+    Product,
+    Side,
+)
+
+__all__ = [
+    "ApplyFill", "CancelBrokerOrder", "CancelEntry", "CashRefused", "CashReleased",
+    "CashReserved", "EndpointClass", "Exchange", "ExitDecided", "ExitRules", "Fill",
+    "FillApplied", "FindOrdersByTag", "Inbox", "Instrument", "InstrumentKind", "Money",
+    "OrderLeg", "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected", "OrderRequest",
+    "OrderState", "OrderStatus", "OrderType", "OrderUpdated", "OrdersFound", "PermitGranted",
+    "PermitRefused", "PlaceOrder", "Price", "PriceRejected", "PricesProcessed",
+    "PricesUpdated", "Priority", "Product", "QueryOrder", "RecordPrices", "ReleaseCash",
+    "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted", "SagaKind",
+    "SagaRefused", "SagaStarted", "SetTradingState", "Side", "SubmitEntry", "SubmitExit",
+    "Subscribe", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+]
