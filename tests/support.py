@@ -1,0 +1,57 @@
+"""Test support: a real inbox that records what actors tell it.
+
+Tests may use threading primitives; the engine (``actors/``, ``messages/``)
+may not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Recorder:
+    """Collects every message told to it; tests wait on conditions with deadlines."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.messages: list[Any] = []
+
+    def tell(self, message: Any) -> None:
+        with self._cond:
+            self.messages.append(message)
+            self._cond.notify_all()
+
+    def of(self, kind: type[T]) -> list[T]:
+        with self._cond:
+            return [m for m in self.messages if isinstance(m, kind)]
+
+    def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.messages):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"condition not met within {timeout}s; got {self.messages[-20:]!r}"
+                    )
+                self._cond.wait(remaining)
+
+    def wait_for_kind(self, kind: type[T], count: int = 1, timeout: float = 10.0) -> list[T]:
+        self.wait_for(lambda ms: sum(isinstance(m, kind) for m in ms) >= count, timeout)
+        return self.of(kind)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``predicate`` until true or fail at the deadline (for state owned elsewhere)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s: {what}")
+        threading.Event().wait(delay)
+        delay = min(delay * 2, 0.05)
