@@ -4,6 +4,10 @@ Each section is a frozen dataclass; :class:`Config` holds one of each. The
 loader (``_load.py``) fills them from TOML and ``KITESAGA_<SECTION>_<KEY>``
 environment variables and validates every value. Nothing in the engine uses
 a limit, path, percentage or timeout that is not here.
+
+Every field carries a :class:`KeySpec` in ``metadata["spec"]``: its one-line
+meaning (used by ``dump_defaults_toml`` and ``docs/configuration.md``) and the
+range or choices the loader enforces.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
+from typing import Any
 
 __all__ = [
     "CalendarConfig",
@@ -19,6 +24,7 @@ __all__ = [
     "Config",
     "EngineConfig",
     "ExitsConfig",
+    "KeySpec",
     "LoggingConfig",
     "MarketConfig",
     "PaperConfig",
@@ -28,37 +34,86 @@ __all__ = [
     "UnderlyingConfig",
 ]
 
+Bound = int | float | Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What the loader and the docs know about one key beyond its type.
+
+    Contract: ``doc`` is the key's one-line meaning. ``gt``/``ge``/``lt``/``le``
+    bound a number (or each number in a tuple); ``choices`` restricts a string
+    (or each string in a tuple); ``nonempty`` forbids an empty string or tuple.
+    ``None`` (a disabled Optional key) is exempt from all of them.
+    """
+
+    doc: str = ""
+    gt: Bound | None = None
+    ge: Bound | None = None
+    lt: Bound | None = None
+    le: Bound | None = None
+    choices: tuple[str, ...] = ()
+    nonempty: bool = False
+
+
+def _m(doc: str, **rule: Any) -> dict[str, KeySpec]:
+    """A field's metadata: its :class:`KeySpec`."""
+    return {"spec": KeySpec(doc, **rule)}
+
+
+_PCT: dict[str, Any] = {"ge": 0, "le": 100}  # a percentage of something
+_RATIO: dict[str, Any] = {"ge": 0, "le": 1}  # a share of orders
+_POS: dict[str, Any] = {"gt": 0}
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """Money, risk and saga timing."""
 
-    mode: str = "paper"  # "paper" (simulated market) or "live" (a later issue)
-    state_dir: str = "~/.local/state/kitesaga"  # journal, logs, sockets
-    initial_cash_rupees: Decimal = Decimal("1000000")  # paper account size
-    daily_loss_limit_rupees: Decimal = Decimal("50000")  # realised+unrealised loss -> HALTED
-    reserve_buffer_pct: Decimal = Decimal("5")  # extra cash reserved over the quoted cost
-    short_margin_pct: Decimal = Decimal("15")  # margin for a short option, % of strike notional
-    max_open_positions: int = 2000  # entries beyond this are refused
-    fill_timeout_s: float = 10.0  # simulated seconds an entry waits for its fill before cancel
-    cancel_timeout_s: float = 10.0  # seconds a cancel waits for its confirmation before polling
-    poll_interval_s: float = 2.0  # order_history polling when no update arrives
-    saga_deadline_s: float = 60.0  # every saga ends COMPLETED or COMPENSATED within this
-    drain_timeout_s: float = 15.0  # graceful stop: in-flight sagas finish within this
-    status_interval_s: float = 1.0  # console status line refresh (wall seconds)
+    mode: str = field(default="paper", metadata=_m(
+        '"paper" (simulated market) or "live" (a later issue)', choices=("paper", "live")))
+    state_dir: str = field(default="~/.local/state/kitesaga", metadata=_m(
+        "journal, logs, sockets (also KITESAGA_STATE_DIR)", nonempty=True))
+    initial_cash_rupees: Decimal = field(default=Decimal("1000000"), metadata=_m(
+        "paper account size", **_POS))
+    daily_loss_limit_rupees: Decimal = field(default=Decimal("50000"), metadata=_m(
+        "realised+unrealised loss -> HALTED", **_POS))
+    reserve_buffer_pct: Decimal = field(default=Decimal("5"), metadata=_m(
+        "extra cash reserved over the quoted cost", **_PCT))
+    short_margin_pct: Decimal = field(default=Decimal("15"), metadata=_m(
+        "margin for a short option, % of strike notional", gt=0, le=100))
+    max_open_positions: int = field(default=2000, metadata=_m(
+        "entries beyond this are refused", **_POS))
+    fill_timeout_s: float = field(default=10.0, metadata=_m(
+        "simulated seconds an entry waits for its fill before cancel", **_POS))
+    cancel_timeout_s: float = field(default=10.0, metadata=_m(
+        "seconds a cancel waits for its confirmation before polling", **_POS))
+    poll_interval_s: float = field(default=2.0, metadata=_m(
+        "order_history polling when no update arrives", **_POS))
+    saga_deadline_s: float = field(default=60.0, metadata=_m(
+        "every saga ends COMPLETED or COMPENSATED within this; at least "
+        "fill_timeout_s + cancel_timeout_s", **_POS))
+    drain_timeout_s: float = field(default=15.0, metadata=_m(
+        "graceful stop: in-flight sagas finish within this", **_POS))
+    status_interval_s: float = field(default=1.0, metadata=_m(
+        "console status line refresh (wall seconds)", **_POS))
 
 
 @dataclass(frozen=True, slots=True)
 class UnderlyingConfig:
     """One simulated index and its weekly option chain."""
 
-    name: str
-    spot_rupees: Decimal
-    annual_volatility: Decimal
-    strike_step_rupees: Decimal
-    lot_size: int
-    expiry_weekday: int  # 0 = Monday ... 1 = Tuesday (NSE index expiries since Sep 2025)
-    token_base: int  # instrument tokens of this chain start here
+    name: str = field(metadata=_m("index symbol; unique", nonempty=True))
+    spot_rupees: Decimal = field(metadata=_m("opening spot price", **_POS))
+    annual_volatility: Decimal = field(metadata=_m(
+        "volatility of the simulated spot (0.14 = 14%)", gt=0, le=5))
+    strike_step_rupees: Decimal = field(metadata=_m("distance between strikes", **_POS))
+    lot_size: int = field(metadata=_m("units per lot", **_POS))
+    expiry_weekday: int = field(metadata=_m(
+        "0 = Monday ... 1 = Tuesday (NSE index expiries since Sep 2025) ... 4 = Friday",
+        ge=0, le=4))
+    token_base: int = field(metadata=_m(
+        "instrument tokens of this chain start here; unique", **_POS))
 
 
 def _default_underlyings() -> tuple[UnderlyingConfig, ...]:
@@ -74,50 +129,72 @@ def _default_underlyings() -> tuple[UnderlyingConfig, ...]:
 class MarketConfig:
     """The built-in simulated NSE market."""
 
-    speed: float = 1.0  # simulated seconds per wall second
-    seed: int = 1  # random seed: same seed, same market
-    tick_interval_s: float = 1.0  # simulated seconds between ticks of each instrument
-    start_date: date | None = None  # simulated trading day; None = next XNSE session
-    start_time: time = time(9, 15)  # simulated clock starts here (IST)
-    strikes_each_side: int = 10  # strikes listed above and below the money
-    risk_free_rate: Decimal = Decimal("0.065")
-    base_iv: Decimal = Decimal("0.14")  # implied vol at the money
-    smile_curvature: Decimal = Decimal("0.8")  # iv = base * (1 + c * log(K/S)^2 * 100)
-    spread_ticks: int = 2  # bid/ask each this many ticks from the mid (at least)
-    spread_bps: Decimal = Decimal("10")  # or this fraction of the mid, whichever wider
-    tick_size_rupees: Decimal = Decimal("0.05")
-    extra_instruments: int = 0  # extra synthetic equities (soak: 1,000 ticking instruments)
-    underlyings: tuple[UnderlyingConfig, ...] = field(default_factory=_default_underlyings)
+    speed: float = field(default=1.0, metadata=_m("simulated seconds per wall second", **_POS))
+    seed: int = field(default=1, metadata=_m("random seed: same seed, same market", ge=0))
+    tick_interval_s: float = field(default=1.0, metadata=_m(
+        "simulated seconds between ticks of each instrument", **_POS))
+    start_date: date | None = field(default=None, metadata=_m(
+        'simulated trading day; "none" = next XNSE session'))
+    start_time: time = field(default=time(9, 15), metadata=_m(
+        "simulated clock starts here (IST)"))
+    strikes_each_side: int = field(default=10, metadata=_m(
+        "strikes listed above and below the money", **_POS))
+    risk_free_rate: Decimal = field(default=Decimal("0.065"), metadata=_m(
+        "annual rate for option pricing (0.065 = 6.5%)", ge=0, le=1))
+    base_iv: Decimal = field(default=Decimal("0.14"), metadata=_m(
+        "implied vol at the money", gt=0, le=5))
+    smile_curvature: Decimal = field(default=Decimal("0.8"), metadata=_m(
+        "iv = base * (1 + c * log(K/S)^2 * 100)", ge=0))
+    spread_ticks: int = field(default=2, metadata=_m(
+        "bid/ask each this many ticks from the mid (at least)", ge=0))
+    spread_bps: Decimal = field(default=Decimal("10"), metadata=_m(
+        "or this fraction of the mid, whichever wider", ge=0, le=10000))
+    tick_size_rupees: Decimal = field(default=Decimal("0.05"), metadata=_m(
+        "price tick of every instrument", **_POS))
+    extra_instruments: int = field(default=0, metadata=_m(
+        "extra synthetic equities (soak: 1,000 ticking instruments)", ge=0))
+    underlyings: tuple[UnderlyingConfig, ...] = field(
+        default_factory=_default_underlyings,
+        metadata=_m("the simulated indices, as [[market.underlyings]] tables", nonempty=True))
 
 
 @dataclass(frozen=True, slots=True)
 class PricesConfig:
     """PriceActor's validation."""
 
-    max_price_age_s: float = 120.0  # older prices are rejected and counted
+    max_price_age_s: float = field(default=120.0, metadata=_m(
+        "older prices are rejected and counted", **_POS))
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimitsConfig:
     """Kite's published per-account limits (see kite-connect-facts.md)."""
 
-    quote_per_s: int = 1
-    historical_per_s: int = 3
-    orders_per_s: int = 10
-    orders_per_min: int = 200  # 400 is documented; 200 is the older, safer figure
-    orders_per_day: int = 5000
-    other_per_s: int = 10
+    quote_per_s: int = field(default=1, metadata=_m("quote calls per second", **_POS))
+    historical_per_s: int = field(default=3, metadata=_m(
+        "historical-data calls per second", **_POS))
+    orders_per_s: int = field(default=10, metadata=_m(
+        "order place/modify/cancel calls per second", **_POS))
+    orders_per_min: int = field(default=200, metadata=_m(
+        "400 is documented; 200 is the older, safer figure", **_POS))
+    orders_per_day: int = field(default=5000, metadata=_m("orders per trading day", **_POS))
+    other_per_s: int = field(default=10, metadata=_m("every other call per second", **_POS))
 
 
 @dataclass(frozen=True, slots=True)
 class PaperConfig:
     """The paper broker's matching engine and its injected faults."""
 
-    slippage_bps: Decimal = Decimal("5")  # market orders fill this far beyond bid/ask
-    partial_fill_ratio: Decimal = Decimal("0")  # share of orders that fill only in part
-    reject_ratio: Decimal = Decimal("0")  # share of orders rejected by the broker
-    unknown_outcome_ratio: Decimal = Decimal("0")  # placed, but the answer is lost
-    stuck_ratio: Decimal = Decimal("0")  # placed, then stuck in OPEN PENDING
+    slippage_bps: Decimal = field(default=Decimal("5"), metadata=_m(
+        "market orders fill this far beyond bid/ask", ge=0, le=10000))
+    partial_fill_ratio: Decimal = field(default=Decimal("0"), metadata=_m(
+        "share of orders that fill only in part (0..1)", **_RATIO))
+    reject_ratio: Decimal = field(default=Decimal("0"), metadata=_m(
+        "share of orders rejected by the broker (0..1)", **_RATIO))
+    unknown_outcome_ratio: Decimal = field(default=Decimal("0"), metadata=_m(
+        "placed, but the answer is lost (0..1)", **_RATIO))
+    stuck_ratio: Decimal = field(default=Decimal("0"), metadata=_m(
+        "placed, then stuck in OPEN PENDING (0..1)", **_RATIO))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +205,18 @@ class ChargeRate:
     are of turnover (premium for options).
     """
 
-    effective_from: date
-    segment: str
-    brokerage_flat_rupees: Decimal  # per executed order
-    brokerage_pct: Decimal | None  # None: flat only; else min(pct, flat)
-    stt_buy_pct: Decimal
-    stt_sell_pct: Decimal
-    transaction_pct: Decimal
-    sebi_rupees_per_crore: Decimal
-    stamp_buy_pct: Decimal
-    gst_pct: Decimal  # on brokerage + transaction + SEBI
+    effective_from: date = field(metadata=_m("first trade date this row applies to"))
+    segment: str = field(metadata=_m(
+        "options, futures or equity_intraday", choices=("options", "futures", "equity_intraday")))
+    brokerage_flat_rupees: Decimal = field(metadata=_m("per executed order", ge=0))
+    brokerage_pct: Decimal | None = field(metadata=_m(
+        '"none": flat only; else min(pct, flat)', **_PCT))
+    stt_buy_pct: Decimal = field(metadata=_m("securities transaction tax, buy side", **_PCT))
+    stt_sell_pct: Decimal = field(metadata=_m("securities transaction tax, sell side", **_PCT))
+    transaction_pct: Decimal = field(metadata=_m("exchange transaction charges", **_PCT))
+    sebi_rupees_per_crore: Decimal = field(metadata=_m("SEBI turnover fee", ge=0))
+    stamp_buy_pct: Decimal = field(metadata=_m("stamp duty, buy side", **_PCT))
+    gst_pct: Decimal = field(metadata=_m("on brokerage + transaction + SEBI", **_PCT))
 
 
 def _default_rates() -> tuple[ChargeRate, ...]:
@@ -162,51 +241,70 @@ def _default_rates() -> tuple[ChargeRate, ...]:
 class ChargesConfig:
     """Zerodha's charges as a dated schedule, applied by trade date."""
 
-    rates: tuple[ChargeRate, ...] = field(default_factory=_default_rates)
+    rates: tuple[ChargeRate, ...] = field(
+        default_factory=_default_rates,
+        metadata=_m("the dated schedule, as [[charges.rates]] tables", nonempty=True))
 
 
 @dataclass(frozen=True, slots=True)
 class CalendarConfig:
     """The exchange calendar: XNSE holidays plus overrides."""
 
-    exchange: str = "XNSE"  # the `holidays` financial calendar
-    session_open: time = time(9, 15)  # IST
-    session_close: time = time(15, 30)  # IST
-    extra_holidays: tuple[date, ...] = ()  # unscheduled closures
-    extra_sessions: tuple[date, ...] = ()  # special sessions (e.g. Muhurat trading)
+    exchange: str = field(default="XNSE", metadata=_m(
+        "the `holidays` financial calendar", nonempty=True))
+    session_open: time = field(default=time(9, 15), metadata=_m("IST"))
+    session_close: time = field(default=time(15, 30), metadata=_m("IST; after session_open"))
+    extra_holidays: tuple[date, ...] = field(default=(), metadata=_m("unscheduled closures"))
+    extra_sessions: tuple[date, ...] = field(default=(), metadata=_m(
+        "special sessions (e.g. Muhurat trading)"))
 
 
 @dataclass(frozen=True, slots=True)
 class ExitsConfig:
     """Default exit rules given to every position a strategy opens."""
 
-    stop_loss_pct: Decimal | None = Decimal("25")
-    take_profit_pct: Decimal | None = Decimal("40")
-    trail_activation_pct: Decimal | None = Decimal("15")
-    trail_giveback_pct: Decimal | None = Decimal("8")
-    square_off_at: time | None = time(15, 15)  # intraday positions squared off (IST)
-    exit_on_expiry_day: bool = True
+    stop_loss_pct: Decimal | None = field(default=Decimal("25"), metadata=_m(
+        'loss that exits; "none" = no stop loss', gt=0, le=1000))
+    take_profit_pct: Decimal | None = field(default=Decimal("40"), metadata=_m(
+        'gain that exits; "none" = no target', gt=0, le=1000))
+    trail_activation_pct: Decimal | None = field(default=Decimal("15"), metadata=_m(
+        'gain that arms the trailing stop; "none" = no trailing', gt=0, le=1000))
+    trail_giveback_pct: Decimal | None = field(default=Decimal("8"), metadata=_m(
+        'an armed trail exits after giving back this much; "none" = no trailing', gt=0, le=100))
+    square_off_at: time | None = field(default=time(15, 15), metadata=_m(
+        'intraday positions squared off (IST); "none" = never'))
+    exit_on_expiry_day: bool = field(default=True, metadata=_m(
+        "close positions on their expiry day"))
 
 
 @dataclass(frozen=True, slots=True)
 class StrategyConfig:
     """The reference strategies that trade the simulated market."""
 
-    enabled: tuple[str, ...] = ("momentum", "straddle")
-    underlying: str = "NIFTY"
-    lots: int = 1  # lots per leg
-    momentum_lookback_ticks: int = 20  # ticks of the underlying to measure the move
-    momentum_threshold_pct: Decimal = Decimal("0.05")  # move that triggers an entry
-    straddle_every_s: float = 1800.0  # simulated seconds between straddle entries
-    max_entries_per_minute: int = 30  # a strategy's own brake
+    enabled: tuple[str, ...] = field(default=("momentum", "straddle"), metadata=_m(
+        "strategies that run: momentum, straddle", choices=("momentum", "straddle")))
+    underlying: str = field(default="NIFTY", metadata=_m(
+        "the name of one of market.underlyings", nonempty=True))
+    lots: int = field(default=1, metadata=_m("lots per leg", **_POS))
+    momentum_lookback_ticks: int = field(default=20, metadata=_m(
+        "ticks of the underlying to measure the move", **_POS))
+    momentum_threshold_pct: Decimal = field(default=Decimal("0.05"), metadata=_m(
+        "move that triggers an entry", gt=0, le=100))
+    straddle_every_s: float = field(default=1800.0, metadata=_m(
+        "simulated seconds between straddle entries", **_POS))
+    max_entries_per_minute: int = field(default=30, metadata=_m(
+        "a strategy's own brake", **_POS))
 
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Logs."""
 
-    level: str = "INFO"
-    file_name: str = "kitesaga.log"  # inside the state dir; JSON lines
+    level: str = field(default="INFO", metadata=_m(
+        "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")))
+    file_name: str = field(default="kitesaga.log", metadata=_m(
+        "inside the state dir; JSON lines; a plain file name", nonempty=True))
 
 
 @dataclass(frozen=True, slots=True)

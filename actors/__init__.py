@@ -1,0 +1,1 @@
+"""kitesaga's actors: each owns one piece of state and handles one message at a time."""

@@ -1,0 +1,104 @@
+"""What every kitesaga actor shares: failure reporting and a wake-up timer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pykka
+import structlog
+
+from messages import Inbox
+
+__all__ = ["ActorFailed", "EngineActor", "Wake", "WakeTimer"]
+
+_log = structlog.get_logger("kitesaga.actors")
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Private tick an actor sends itself when a deadline it armed comes due."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFailed:
+    """An actor died of an unexpected exception; the system halts trading."""
+
+    actor: str
+    error: str
+
+
+class WakeTimer:
+    """Delivers :class:`Wake` to one actor at the earliest armed deadline.
+
+    Contract: at most one ``threading.Timer`` exists at a time; arming an
+    earlier deadline replaces it, a later one is ignored (the actor re-arms
+    after each wake). It never blocks and never busy-waits. ``monotonic`` is
+    the clock deadlines are expressed in.
+    """
+
+    def __init__(self, target: Inbox, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._target = target
+        self._monotonic = monotonic
+        self._timer: threading.Timer | None = None
+        self._due: float | None = None
+
+    def arm(self, due: float) -> None:
+        """Make sure a Wake arrives no later than ``due`` (monotonic seconds)."""
+        if self._due is not None and self._due <= due and self._timer is not None:
+            return
+        self.cancel()
+        delay = max(0.0, due - self._monotonic())
+        timer = threading.Timer(delay, self._fire, args=(due,))
+        timer.daemon = True
+        self._timer, self._due = timer, due
+        timer.start()
+
+    def fired(self) -> None:
+        """Call when a Wake was handled so the next ``arm`` starts a timer."""
+        self._timer, self._due = None, None
+
+    def cancel(self) -> None:
+        """Stop any pending timer (on actor stop)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._due = None, None
+
+    def _fire(self, due: float) -> None:
+        try:
+            self._target.tell(Wake(due))
+        except pykka.ActorDeadError:
+            _log.debug("wake_after_stop", due=due)
+
+
+class EngineActor(pykka.ThreadingActor):
+    """Base of every engine actor: an unexpected exception is never silent.
+
+    Contract: when a message handler raises, the failure is logged with its
+    traceback and reported as :class:`ActorFailed` to every running
+    ``SupervisorActor`` (the system, which halts trading), then Pykka stops
+    the actor.
+    """
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        name = type(self).__name__
+        _log.error("actor_failed", actor=name, error=repr(exception_value),
+                   exc_info=(exception_type, exception_value, traceback))
+        for ref in pykka.ActorRegistry.get_by_class_name("SupervisorActor"):
+            ref.tell(ActorFailed(name, repr(exception_value)))
+
+    def unhandled(self, message: Any) -> None:
+        """Log a message nobody handles (a wiring bug) instead of dropping it silently."""
+        _log.warning("unhandled_message", actor=type(self).__name__,
+                     message=type(message).__name__)

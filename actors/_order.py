@@ -1,0 +1,406 @@
+"""OrderActor: runs every order saga and owns the book of managed positions."""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors._base import EngineActor, Wake, WakeTimer
+from actors._exits import BookEntry, BookStatus, ExitPlan
+from actors._published import Published
+from actors._saga import Role, Saga, SagaOutcome, to_base36
+from actors._saga_steps import SagaSteps
+from messages import (
+    CancelEntry,
+    CashRefused,
+    CashReleased,
+    CashReserved,
+    ExitDecided,
+    ExitRules,
+    FillApplied,
+    Inbox,
+    Instrument,
+    Money,
+    OrderLeg,
+    OrderOutcomeUnknown,
+    OrderPlaced,
+    OrderRejected,
+    OrdersFound,
+    OrderType,
+    OrderUpdated,
+    PermitGranted,
+    PermitRefused,
+    Price,
+    PricesProcessed,
+    PricesUpdated,
+    ReserveCash,
+    SagaKind,
+    SagaRefused,
+    SagaStarted,
+    SetTradingState,
+    Side,
+    SubmitEntry,
+    SubmitExit,
+    TradingState,
+    TradingStateChanged,
+)
+
+if TYPE_CHECKING:
+    from actors.config import EngineConfig
+
+__all__ = ["Drain", "OrderActor", "OrdersSnapshot"]
+
+_log = structlog.get_logger("kitesaga.orders")
+_HUNDRED = Decimal(100)
+CANCELLED_BY_REQUEST = "cancelled by request"
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Stop taking entries (graceful shutdown); running sagas finish."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersSnapshot:
+    """OrderActor's published state: trading state, sagas in flight, counters."""
+
+    state: TradingState
+    state_reason: str
+    draining: bool
+    in_flight: int
+    open_positions: int
+    exiting: int
+    stats: MappingProxyType[str, int]
+
+
+_COUNTERS = ("sagas_started", "sagas_completed", "sagas_compensated", "sagas_refused",
+             "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
+             "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates")
+
+
+class OrderActor(SagaSteps, EngineActor):
+    """Runs entry and exit sagas; the only actor that starts broker orders.
+
+    Contract:
+    - An entry is refused (SagaRefused, nothing changed) when draining, when
+      trading is not ACTIVE, outside the session, for an unknown instrument,
+      when the same strategy already has an OPENING, OPEN or EXITING
+      position in one of its instruments, or when no price is known.
+    - Exits are refused only when there is nothing to exit or an exit is
+      already running: never by the trading state or the session clock.
+    - Every started saga ends with SagaCompleted or SagaCompensated, told to
+      its ``reply_to`` and to every listener.
+    - Never two broker orders for one leg: an unknown outcome is resolved by
+      FindOrdersByTag; a cancel is confirmed only by a terminal status.
+    - Exit rules are checked on every PricesUpdated; one decision starts
+      exactly one exit saga (the position is EXITING until it ends).
+    """
+
+    def __init__(self, config: EngineConfig, portfolio: Inbox, gateway: Inbox, limiter: Inbox,
+                 instruments: Callable[[int], Instrument], now: Callable[[], datetime],
+                 entry_refusal: Callable[[datetime], str | None],
+                 brokerage_allowance: Money, listeners: tuple[Inbox, ...] = (),
+                 price_source: Inbox | None = None) -> None:
+        super().__init__()
+        self._config = config
+        self._portfolio = portfolio
+        self._gateway = gateway
+        self._limiter = limiter
+        self._instrument = instruments
+        self._now = now
+        self._entry_refusal = entry_refusal
+        self._allowance = brokerage_allowance.paise
+        self._buffer = config.reserve_buffer_pct
+        self._margin_pct = config.short_margin_pct
+        self._listeners = listeners
+        self._sagas: dict[str, Saga] = {}
+        self._by_tag: dict[str, tuple[Saga, Any]] = {}
+        self._book: dict[tuple[str, int], BookEntry] = {}
+        self._by_token: dict[int, set[tuple[str, int]]] = {}
+        self._prices: dict[int, Price] = {}
+        self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._leg_orders: dict[tuple[str, int, str], int] = {}
+        self._state = TradingState.ACTIVE
+        self._state_reason = "started"
+        self._draining = False
+        self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
+        self._counter = 0
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._price_source = price_source
+        self.snapshot: Published[OrdersSnapshot] = Published(self._build())
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            PricesUpdated: self._on_prices,
+            OrderUpdated: lambda m: self._updated(m.state),
+            FillApplied: lambda m: self._fill_applied(m.saga_id, m.realised.paise,
+                                                      m.position_quantity),
+            PermitGranted: lambda m: self._permit(m.request_id),
+            PermitRefused: lambda m: self._permit_refused(m.request_id, m.reason),
+            OrderPlaced: lambda m: self._placed(m.tag, m.broker_order_id),
+            OrderRejected: lambda m: self._rejected(m.tag, m.reason),
+            OrderOutcomeUnknown: lambda m: self._unknown(m.tag, m.reason),
+            OrdersFound: lambda m: self._found(m.tag, m.orders),
+            CashReserved: self._on_reserved,
+            CashRefused: self._on_refused,
+            CashReleased: lambda m: self._released(m.saga_id),
+            SubmitEntry: self._on_entry,
+            SubmitExit: self._on_exit,
+            CancelEntry: self._on_cancel,
+            SetTradingState: self._on_state,
+            Wake: self._on_wake,
+            Drain: self._on_drain,
+        }
+
+    def on_start(self) -> None:
+        self._me: Inbox = self.actor_ref
+        self._timer = WakeTimer(self.actor_ref)
+
+    def on_stop(self) -> None:
+        self._timer.cancel()
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            self.unhandled(message)
+            return None
+        handler(message)
+        self.snapshot.publish(self._build())
+        return None
+
+    def _build(self) -> OrdersSnapshot:
+        exiting = sum(1 for e in self._book.values() if e.status is BookStatus.EXITING)
+        return OrdersSnapshot(self._state, self._state_reason, self._draining, len(self._sagas),
+                              len(self._book) - exiting, exiting,
+                              MappingProxyType(dict(self._stats)))
+
+    def _emit(self, saga: Saga | None, event: Any) -> None:
+        if saga is not None and saga.reply_to is not None:
+            saga.reply_to.tell(event)
+        for listener in self._listeners:
+            listener.tell(event)
+
+    # -- entries -------------------------------------------------------------------
+
+    def _refuse(self, strategy: str, kind: SagaKind, reason: str, to: Inbox | None) -> None:
+        self._stats["sagas_refused"] += 1
+        event = SagaRefused(strategy, kind, reason[:500])
+        if to is not None:
+            to.tell(event)
+        for listener in self._listeners:
+            listener.tell(event)
+
+    def _entry_problem(self, msg: SubmitEntry) -> str | None:
+        if self._draining:
+            return "engine is stopping: no new entries"
+        if self._state is not TradingState.ACTIVE:
+            return f"trading is {self._state.value} ({self._state_reason}): no new entries"
+        refusal = self._entry_refusal(self._now())
+        if refusal is not None:
+            return refusal
+        if len(self._book) + len(msg.legs) > self._config.max_open_positions:
+            return f"max_open_positions {self._config.max_open_positions} reached"
+        for leg in msg.legs:
+            token = leg.instrument.instrument_token
+            try:
+                known = self._instrument(token)
+            except ValueError as exc:
+                return str(exc)
+            if known != leg.instrument:
+                return f"instrument: {leg.instrument.tradingsymbol} does not match the dump"
+            entry = self._book.get((msg.strategy, token))
+            if entry is not None:
+                return (f"{msg.strategy} already has an {entry.status.value} position in "
+                        f"{leg.instrument.tradingsymbol}")
+            if leg.limit_price is None and token not in self._prices:
+                return f"no price yet for {leg.instrument.tradingsymbol}"
+        return None
+
+    def _estimate(self, saga: Saga) -> int:
+        total = 0
+        for leg in saga.legs:
+            token = leg.instrument.instrument_token
+            price = leg.limit_price.paise if leg.limit_price is not None else \
+                self._prices[token].fill_price(leg.side).paise
+            value = leg.quantity * price
+            if leg.side is Side.BUY:
+                total += value + int(value * self._buffer / _HUNDRED)
+            else:
+                basis = leg.instrument.strike.paise if leg.instrument.strike else price
+                per_unit = int(basis * self._margin_pct / _HUNDRED)
+                saga.margins[token] = per_unit
+                total += leg.quantity * per_unit
+            total += self._allowance
+        return total
+
+    def _on_entry(self, msg: SubmitEntry) -> None:
+        problem = self._entry_problem(msg)
+        if problem is not None:
+            self._refuse(msg.strategy, SagaKind.ENTRY, problem, msg.reply_to)
+            return
+        saga = self._new_saga(SagaKind.ENTRY, msg.strategy, msg.legs, msg.exit_rules,
+                              msg.reply_to)
+        for leg in msg.legs:
+            self._book_add(BookEntry((msg.strategy, leg.instrument.instrument_token),
+                                     leg.instrument, leg.product, msg.exit_rules))
+        saga.step = "RESERVING"
+        self._portfolio.tell(ReserveCash(saga.saga_id, Money(self._estimate(saga)), self._me))
+
+    def _new_saga(self, kind: SagaKind, strategy: str, legs: tuple[Any, ...], rules: ExitRules,
+                  reply_to: Inbox | None) -> Saga:
+        self._counter += 1
+        saga_id = self._prefix + to_base36(self._counter, 4)
+        saga = Saga(saga_id, kind, strategy, legs, rules, reply_to,
+                    time.monotonic() + self._config.saga_deadline_s)
+        self._sagas[saga_id] = saga
+        self._stats["sagas_started"] += 1
+        self._emit(saga, SagaStarted(saga_id, kind, strategy))
+        return saga
+
+    def _on_reserved(self, msg: CashReserved) -> None:
+        saga = self._sagas.get(msg.saga_id)
+        if saga is None:
+            return
+        if saga.reason == CANCELLED_BY_REQUEST:
+            self._release(saga, SagaOutcome.COMPENSATED)
+        else:
+            self._place(saga, 0, Role.OPEN, saga.legs[0])
+
+    def _on_refused(self, msg: CashRefused) -> None:
+        saga = self._sagas.get(msg.saga_id)
+        if saga is not None:
+            saga.reason = f"insufficient cash: need {msg.amount}, free {msg.available}"
+            self._finish(saga, SagaOutcome.COMPENSATED)
+
+    def _on_cancel(self, msg: CancelEntry) -> None:
+        saga = self._sagas.get(msg.saga_id)
+        if saga is None or saga.kind is not SagaKind.ENTRY or saga.outcome is not None:
+            return
+        saga.reason = CANCELLED_BY_REQUEST
+        order = saga.current
+        if order is not None and order.terminal is None and not order.cancel_sent:
+            self._timed_out(saga)
+
+    def _on_state(self, msg: SetTradingState) -> None:
+        if msg.state is not self._state:
+            _log.warning("trading_state", state=msg.state.value, reason=msg.reason)
+        self._state, self._state_reason = msg.state, msg.reason
+        self._emit(None, TradingStateChanged(msg.state, msg.reason))
+
+    def _on_drain(self, msg: Drain) -> None:
+        self._draining = True
+
+    # -- exits ---------------------------------------------------------------------
+
+    def _on_exit(self, msg: SubmitExit) -> None:
+        entry = self._book.get((msg.strategy, msg.instrument_token))
+        if entry is None or entry.status is not BookStatus.OPEN:
+            why = "no position" if entry is None else f"position is {entry.status.value}"
+            self._refuse(msg.strategy, SagaKind.EXIT, f"cannot exit {msg.instrument_token}: "
+                         f"{why}", msg.reply_to)
+            return
+        self._start_exit(entry, msg.reason, msg.reply_to, None)
+
+    def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
+                    tick: Price | None) -> None:
+        entry.status = BookStatus.EXITING
+        side = Side.SELL if entry.quantity > 0 else Side.BUY
+        leg = _closing_leg_for(entry, side)
+        saga = self._new_saga(SagaKind.EXIT, entry.key[0], (leg,), entry.rules, reply_to)
+        saga.reason = reason
+        if tick is not None:
+            self._stats["exits_decided"] += 1
+            self._emit(None, ExitDecided(saga.saga_id, entry.key[0], entry.key[1], reason,
+                                         tick.received_ts))
+        self._place(saga, 0, Role.CLOSE, leg)
+
+    def _on_prices(self, msg: PricesUpdated) -> None:
+        for price in msg.prices:
+            token = price.instrument_token
+            self._prices[token] = price
+            keys = self._by_token.get(token)
+            if not keys:
+                continue
+            last = price.last.paise
+            for key in tuple(keys):
+                entry = self._book[key]
+                if entry.status is not BookStatus.OPEN or entry.plan is None:
+                    continue
+                entry.peak = entry.plan.new_peak(entry.peak, last)
+                rule = entry.plan.check(last, entry.peak, price.exchange_ts)
+                if rule is not None:
+                    self._start_exit(entry, rule, None, price)
+        if self._price_source is not None:
+            self._price_source.tell(PricesProcessed("orders"))
+
+    # -- book ------------------------------------------------------------------------
+
+    def _book_add(self, entry: BookEntry) -> None:
+        self._book[entry.key] = entry
+        self._by_token.setdefault(entry.key[1], set()).add(entry.key)
+
+    def _book_remove(self, key: tuple[str, int]) -> None:
+        self._book.pop(key, None)
+        keys = self._by_token.get(key[1])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_token[key[1]]
+
+    def _book_fill(self, saga: Saga, order: Any, position_quantity: int) -> None:
+        entry = self._book.get((saga.strategy, order.leg.instrument.instrument_token))
+        if entry is not None:
+            entry.quantity = position_quantity
+
+    def _book_settle(self, saga: Saga) -> None:
+        for leg in saga.legs:
+            key = (saga.strategy, leg.instrument.instrument_token)
+            entry = self._book.get(key)
+            if entry is None:
+                continue
+            if entry.quantity == 0:
+                self._book_remove(key)
+                continue
+            if entry.status is BookStatus.OPENING:
+                opens = [o for o in saga.orders if o.role is Role.OPEN and o.leg is leg]
+                price = opens[-1].average_price if opens else 0
+                entry.plan = ExitPlan.compile(entry.rules, entry.instrument, entry.product,
+                                              entry.quantity > 0, max(price, 1))
+                entry.peak = entry.plan.entry
+            entry.status = BookStatus.OPEN
+
+    # -- deadlines -------------------------------------------------------------------
+
+    def _arm(self, saga: Saga, seconds: float) -> None:
+        due = time.monotonic() + seconds
+        saga.due = due
+        self._seq += 1
+        heapq.heappush(self._deadlines, (due, self._seq, saga.saga_id))
+        self._timer.arm(due)
+
+    def _on_wake(self, msg: Wake) -> None:
+        self._timer.fired()
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            due, _, saga_id = heapq.heappop(self._deadlines)
+            saga = self._sagas.get(saga_id)
+            if saga is not None and saga.due == due:
+                saga.due = None
+                self._timed_out(saga)
+        while self._deadlines and self._deadlines[0][2] not in self._sagas:
+            heapq.heappop(self._deadlines)
+        if self._deadlines:
+            self._timer.arm(self._deadlines[0][0])
+
+
+def _closing_leg_for(entry: BookEntry, side: Side) -> OrderLeg:
+    return OrderLeg(entry.instrument, side, abs(entry.quantity), OrderType.MARKET,
+                    entry.product)

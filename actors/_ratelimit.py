@@ -1,0 +1,304 @@
+"""RateLimitActor: every broker call waits for its permit here.
+
+One budget per Kite endpoint class (see kite-connect-facts.md), enforced with
+sliding windows of grant times. Requests queue in priority lanes; the actor
+never sleeps or spins: when the next slot is in the future it arms one
+wake-up timer and goes back to its inbox.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import pykka
+import structlog
+
+from actors._base import EngineActor, Wake, WakeTimer
+from actors._published import Published
+from actors.config._schema import RateLimitsConfig
+from messages import EndpointClass, PermitGranted, PermitRefused, Priority, RequestPermit
+
+__all__ = ["DAILY_EXEMPT", "RateBook", "RateLimitActor", "WindowUsage", "ist_today"]
+
+_log = structlog.get_logger("kitesaga.ratelimit")
+
+_IST = timezone(timedelta(hours=5, minutes=30), "IST")
+
+DAILY_EXEMPT = frozenset({Priority.CANCEL, Priority.EXIT})
+"""Lanes the daily order budget never refuses: reducing risk must stay possible."""
+
+
+def ist_today() -> date:
+    """Today's date in India (the broker's day, which has no daylight saving)."""
+    return datetime.now(_IST).date()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUsage:
+    """Grants in one endpoint's sliding window of ``span_s`` seconds, at publish time."""
+
+    endpoint: EndpointClass
+    span_s: float
+    limit: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateBook:
+    """RateLimitActor's published state: an immutable snapshot any thread may read.
+
+    ``queued`` counts waiting requests per endpoint and lane; ``refused`` counts
+    PermitRefused replies (the daily order budget); ``orders_today`` is the
+    number of order permits granted on ``day`` (cancels and exits included).
+    """
+
+    granted: Mapping[EndpointClass, int]
+    queued: Mapping[EndpointClass, Mapping[Priority, int]]
+    refused: int
+    windows: tuple[WindowUsage, ...]
+    orders_today: int
+    orders_per_day: int
+    day: date
+    unknown_messages: int = 0
+    throttled_reports: int = 0
+
+    def queued_total(self, endpoint: EndpointClass) -> int:
+        """Requests waiting in every lane of ``endpoint``."""
+        return sum(self.queued[endpoint].values())
+
+
+class _Window:
+    """The last ``limit`` grant times; a grant fits when the oldest left the span."""
+
+    __slots__ = ("grants", "limit", "span_s")
+
+    def __init__(self, limit: int, span_s: float) -> None:
+        self.limit = limit
+        self.span_s = span_s
+        self.grants: deque[float] = deque(maxlen=limit)
+
+    def opens_at(self) -> float:
+        """The earliest time a grant fits (in the past when one fits now)."""
+        if len(self.grants) < self.limit:
+            return float("-inf")
+        return self.grants[0] + self.span_s
+
+    def used(self, now: float) -> int:
+        return sum(1 for t in self.grants if t + self.span_s > now)
+
+
+class _Lane:
+    """One endpoint class: its windows and its queue, ordered (priority, arrival)."""
+
+    __slots__ = ("daily", "granted", "queue", "queued", "windows")
+
+    def __init__(self, windows: tuple[_Window, ...], daily: bool) -> None:
+        self.windows = windows
+        self.daily = daily
+        self.queue: list[tuple[int, int, RequestPermit]] = []
+        self.queued: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        self.granted = 0
+
+    def opens_at(self) -> float:
+        return max(w.opens_at() for w in self.windows)
+
+
+class RateLimitActor(EngineActor):
+    """The one gate between the engine and the broker's rate limits.
+
+    Contract:
+    - Budgets (from ``RateLimitsConfig``): quote, historical and other per
+      second; orders per second, per minute and per day. In no window of any
+      budget are more permits granted than its limit (sliding windows on the
+      ``monotonic`` clock).
+    - ``RequestPermit`` is answered with ``PermitGranted`` when its slot comes.
+      Within an endpoint class, lanes go in Priority order (CANCEL, EXIT,
+      ENTRY, READ), first come first served within a lane; classes are
+      independent.
+    - The daily order budget (reset when ``wall_day()``, by default the date
+      in India, changes) refuses ENTRY and READ order permits with
+      ``PermitRefused``, at once and for those already queued. CANCEL and EXIT
+      permits are never refused: they still wait for the per-second and
+      per-minute windows, and still count towards the day.
+    - A request without ``reply_to`` is logged and dropped (it takes no
+      budget); unknown messages are logged and counted.
+    - The actor never blocks: a ``WakeTimer`` delivers ``Wake`` when the
+      earliest queued slot opens; ``on_stop`` cancels it. ``snapshot`` holds a
+      :class:`RateBook`, republished after every message.
+    """
+
+    def __init__(
+        self,
+        config: RateLimitsConfig,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_day: Callable[[], date] | None = None,
+    ) -> None:
+        super().__init__()
+        for key in ("quote_per_s", "historical_per_s", "orders_per_s", "orders_per_min",
+                    "orders_per_day", "other_per_s"):
+            value = getattr(config, key)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{key}: must be an integer >= 1, got {value!r}")
+        self._monotonic = monotonic
+        self._wall_day = wall_day or ist_today
+        self._lanes: dict[EndpointClass, _Lane] = {
+            EndpointClass.QUOTE: _Lane((_Window(config.quote_per_s, 1.0),), daily=False),
+            EndpointClass.HISTORICAL: _Lane((_Window(config.historical_per_s, 1.0),),
+                                            daily=False),
+            EndpointClass.ORDERS: _Lane((_Window(config.orders_per_s, 1.0),
+                                         _Window(config.orders_per_min, 60.0)), daily=True),
+            EndpointClass.OTHER: _Lane((_Window(config.other_per_s, 1.0),), daily=False),
+        }
+        self._per_day = config.orders_per_day
+        self._day = self._wall_day()
+        self._orders_today = 0
+        self._seq = 0
+        self._refused = 0
+        self._unknown = 0
+        self._throttled = 0
+        self._timer = WakeTimer(self.actor_ref, monotonic)
+        self.snapshot: Published[RateBook] = Published(self._build(monotonic()))
+
+    def on_receive(self, message: Any) -> Any:
+        now = self._monotonic()
+        if isinstance(message, RequestPermit):
+            self._request(message)
+        elif isinstance(message, Wake):
+            self._timer.fired()
+        else:
+            self._unknown += 1
+            self.unhandled(message)
+        self._grant_due(now)
+        self.snapshot.publish(self._build(now))
+        return None
+
+    def on_stop(self) -> None:
+        self._timer.cancel()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        super().on_failure(exception_type, exception_value, traceback)
+
+    def report_throttled(self, endpoint: EndpointClass) -> None:
+        """Hook for adaptive back-off when the broker answers 429 (a later issue).
+
+        Today it only counts and logs. The intended design: a ReportThrottled
+        message lands here and shrinks the endpoint's window limits for a
+        while; every grant decision already goes through ``_Window``.
+        """
+        self._throttled += 1
+        _log.warning("broker_throttled", endpoint=endpoint.value,
+                     note="adaptive back-off not implemented; budgets unchanged")
+
+    # -- requests ------------------------------------------------------------
+
+    def _request(self, message: RequestPermit) -> None:
+        if message.reply_to is None:
+            _log.warning("permit_without_reply_to", request_id=message.request_id,
+                         endpoint=message.endpoint.value)
+            return
+        lane = self._lanes[message.endpoint]
+        self._roll_day()
+        if lane.daily and self._day_spent() and message.priority not in DAILY_EXEMPT:
+            self._refuse(message)
+            return
+        self._seq += 1
+        heapq.heappush(lane.queue, (int(message.priority), self._seq, message))
+        lane.queued[message.priority] += 1
+
+    def _grant_due(self, now: float) -> None:
+        """Grant every queued request that fits now, then arm the next wake."""
+        self._roll_day()
+        due: float | None = None
+        for lane in self._lanes.values():
+            while lane.queue:
+                opens = lane.opens_at()
+                if opens > now:
+                    due = opens if due is None else min(due, opens)
+                    break
+                _, _, message = heapq.heappop(lane.queue)
+                lane.queued[message.priority] -= 1
+                self._grant(lane, message, now)
+        if due is not None:
+            self._timer.arm(due)
+
+    def _grant(self, lane: _Lane, message: RequestPermit, now: float) -> None:
+        for window in lane.windows:
+            window.grants.append(now)
+        lane.granted += 1
+        if lane.daily:
+            self._orders_today += 1
+            if self._orders_today == self._per_day + 100:
+                self._refuse_queued(lane)
+        _answer(message, PermitGranted(message.request_id, message.endpoint))
+
+    # -- the daily order budget ------------------------------------------------
+
+    def _roll_day(self) -> None:
+        today = self._wall_day()
+        if today != self._day:
+            _log.info("daily_order_budget_reset", day=today.isoformat(),
+                      used_yesterday=self._orders_today)
+            self._day, self._orders_today = today, 0
+
+    def _day_spent(self) -> bool:
+        return self._orders_today >= self._per_day
+
+    def _refuse_queued(self, lane: _Lane) -> None:
+        keep = [item for item in lane.queue if item[2].priority in DAILY_EXEMPT]
+        refuse = [item[2] for item in lane.queue if item[2].priority not in DAILY_EXEMPT]
+        lane.queue = keep
+        heapq.heapify(lane.queue)
+        for message in sorted(refuse, key=lambda m: m.priority):
+            lane.queued[message.priority] -= 1
+            self._refuse(message)
+
+    def _refuse(self, message: RequestPermit) -> None:
+        self._refused += 1
+        reason = (f"daily order budget spent: {self._orders_today} of orders_per_day="
+                  f"{self._per_day} used on {self._day.isoformat()}; only CANCEL and EXIT "
+                  f"permits are granted until the day changes")
+        _log.warning("permit_refused", request_id=message.request_id,
+                     priority=message.priority.name, reason=reason)
+        _answer(message, PermitRefused(message.request_id, message.endpoint, reason))
+
+    # -- publication -----------------------------------------------------------
+
+    def _build(self, now: float) -> RateBook:
+        lanes = self._lanes
+        return RateBook(
+            granted=MappingProxyType({ep: lane.granted for ep, lane in lanes.items()}),
+            queued=MappingProxyType({ep: MappingProxyType(dict(lane.queued))
+                                     for ep, lane in lanes.items()}),
+            refused=self._refused,
+            windows=tuple(WindowUsage(ep, w.span_s, w.limit, w.used(now))
+                          for ep, lane in lanes.items() for w in lane.windows),
+            orders_today=self._orders_today,
+            orders_per_day=self._per_day,
+            day=self._day,
+            unknown_messages=self._unknown,
+            throttled_reports=self._throttled,
+        )
+
+
+def _answer(request: RequestPermit, answer: PermitGranted | PermitRefused) -> None:
+    """Tell ``request``'s sender; a dead sender is logged (its slot stays spent)."""
+    if request.reply_to is None:  # such requests are dropped on arrival, never queued
+        return
+    try:
+        request.reply_to.tell(answer)
+    except pykka.ActorDeadError:
+        _log.warning("permit_requester_dead", request_id=request.request_id,
+                     endpoint=request.endpoint.value)

@@ -1,0 +1,245 @@
+"""The system: builds, wires, starts and stops the actors; halts on any failure."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pykka
+import structlog
+
+from actors._base import ActorFailed, EngineActor
+from actors._feed import SimulatedFeedActor
+from actors._order import Drain, OrderActor, OrdersSnapshot
+from actors._portfolio import PortfolioActor, PortfolioSnapshot
+from actors._price import PriceActor
+from actors._published import Published
+from actors._ratelimit import RateLimitActor
+from actors._sync import SyncActor
+from actors.broker import ChargeSchedule, MatchingEngine, PaperBrokerActor
+from actors.config import Config
+from actors.market import (
+    IST,
+    InstrumentTable,
+    MarketCalendar,
+    SimClock,
+    SyntheticMarket,
+    synthetic_dump_csv,
+)
+from actors.strategy import (
+    MomentumStrategy,
+    StraddleStrategy,
+    Strategy,
+    StrategyContext,
+    StrategyHostActor,
+)
+from messages import ExitRules, Inbox, Money, SetTradingState, Subscribe, TradingState
+
+__all__ = ["Engine", "SupervisorActor"]
+
+_log = structlog.get_logger("kitesaga.system")
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """Actors that died, as published by the supervisor."""
+
+    items: tuple[ActorFailed, ...] = ()
+
+
+class SupervisorActor(EngineActor):
+    """Turns any actor's failure into HALTED trading and a clear log line.
+
+    Contract: never a silently dead actor — each ActorFailed is logged at
+    ERROR, published in ``failures`` and halts new entries.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: Published[Failures] = Published(Failures())
+        self.orders: Inbox | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ActorFailed):
+            _log.error("trading_halted_actor_failed", actor=message.actor, error=message.error)
+            self.failures.publish(Failures((*self.failures.latest().items, message)))
+            if self.orders is not None and message.actor != "OrderActor":
+                self.orders.tell(SetTradingState(
+                    TradingState.HALTED, f"{message.actor} failed: {message.error}"[:200]))
+        elif isinstance(message, _Orders):
+            self.orders = message.ref
+        else:
+            self.unhandled(message)
+        return None
+
+
+def default_exit_rules(config: Config) -> ExitRules:
+    """The exit rules the configuration gives every new position."""
+    e = config.exits
+    return ExitRules(e.stop_loss_pct, e.take_profit_pct, e.trail_activation_pct,
+                     e.trail_giveback_pct, e.square_off_at, e.exit_on_expiry_day)
+
+
+def simulated_start(config: Config, calendar: MarketCalendar) -> datetime:
+    """When the simulated clock starts: the configured (or next) trading day's open."""
+    day = config.market.start_date or datetime.now(IST).date()
+    day = calendar.next_trading_day(day)
+    return datetime.combine(day, config.market.start_time, IST)
+
+
+class Engine:
+    """Starts, wires and stops every actor of one paper-trading engine.
+
+    Contract: after :meth:`start` the actors run until :meth:`stop`;
+    :meth:`stop` drains first (no new entries; in-flight sagas finish or
+    compensate within ``engine.drain_timeout_s``) and then stops all actors.
+    Readers use the published snapshots; nothing here mutates actor state.
+    """
+
+    def __init__(self, config: Config, *, run_strategies: bool = True,
+                 run_feed: bool = True, listeners: tuple[Inbox, ...] = ()) -> None:
+        self.config = config
+        self.calendar = MarketCalendar(config.calendar)
+        self.start_time = simulated_start(config, self.calendar)
+        self.clock = SimClock(self.start_time, config.market.speed)
+        self.instruments = InstrumentTable.from_csv(
+            synthetic_dump_csv(config.market, self.start_time.date(), self.calendar))
+        self.market = SyntheticMarket(config.market, self.instruments, self.start_time)
+        self._run_strategies = run_strategies
+        self._run_feed = run_feed
+        self._listeners = listeners
+        self._refs: list[pykka.ActorRef[Any]] = []
+        self.started_at = 0.0
+
+    def _start(self, actor: type[EngineActor], *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
+        ref = actor.start(*args, **kwargs)
+        self._refs.append(ref)
+        return ref
+
+    def start(self) -> Engine:
+        """Build and start every actor, then the market feed."""
+        cfg = self.config
+        sup = self._start(SupervisorActor)
+        self.supervisor = sup
+        self._failures: Published[Failures] = sup.proxy().failures.get()
+        self.prices = self._start(PriceActor, cfg.prices, self.clock.now)
+        self.limiter = self._start(RateLimitActor, cfg.rate_limits)
+        cash = Money.from_rupees(cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
+        self.matching = MatchingEngine(cfg.paper, ChargeSchedule(cfg.charges), cash,
+                                       cfg.engine.short_margin_pct, cfg.market.seed)
+        orders_box, broker_box = _Forward(), _Forward()
+        self.portfolio = self._start(
+            PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
+            orders_box, price_source=self.prices)
+        self.sync = self._start(SyncActor, cfg.engine.mode)
+        flat = max((r.brokerage_flat_rupees for r in cfg.charges.rates), default=0)
+        self.orders = self._start(
+            OrderActor, cfg.engine, self.portfolio, broker_box, self.limiter,
+            self.instruments.get, self.clock.now, self.calendar.entry_refusal,
+            Money.from_rupees(flat * 2), self._listeners, price_source=self.prices)
+        orders_box.target = self.orders
+        self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now, self.orders)
+        broker_box.target = self.broker
+        self.supervisor.tell(_Orders(self.orders))
+        self._portfolio_cell: Published[PortfolioSnapshot] = \
+            self.portfolio.proxy().snapshot.get()
+        self._orders_cell: Published[OrdersSnapshot] = self.orders.proxy().snapshot.get()
+        self.prices.tell(Subscribe("orders", frozenset(), self.orders))
+        self.prices.tell(Subscribe("portfolio", frozenset(), self.portfolio))
+        if self._run_strategies:
+            self._start_strategies()
+        if self._run_feed:
+            self.feed = self._start(SimulatedFeedActor, self.market, self.clock,
+                                    cfg.market.tick_interval_s, (self.broker, self.prices))
+        self.started_at = time.monotonic()
+        _log.info("engine_started", mode=cfg.engine.mode, start=self.start_time.isoformat(),
+                  instruments=len(self.instruments), speed=cfg.market.speed)
+        return self
+
+    def _start_strategies(self) -> None:
+        cfg = self.config.strategy
+        chosen: list[Strategy] = []
+        if "momentum" in cfg.enabled:
+            chosen.append(MomentumStrategy(cfg.underlying, cfg.momentum_lookback_ticks,
+                                           cfg.momentum_threshold_pct,
+                                           cfg.max_entries_per_minute))
+        if "straddle" in cfg.enabled:
+            chosen.append(StraddleStrategy(cfg.underlying, cfg.straddle_every_s))
+        ctx = StrategyContext(self.instruments, default_exit_rules(self.config), cfg.lots,
+                              self.clock.now, self._portfolio_cell.latest)
+        self.strategies = self._start(StrategyHostActor, tuple(chosen), ctx, self.orders,
+                                      self.prices)
+        tokens: frozenset[int] = self.strategies.proxy().tokens.get()
+        self.prices.tell(Subscribe("strategies", tokens, self.strategies))
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def portfolio_snapshot(self) -> PortfolioSnapshot:
+        """The portfolio's latest published snapshot."""
+        return self._portfolio_cell.latest()
+
+    @property
+    def orders_snapshot(self) -> OrdersSnapshot:
+        """OrderActor's latest published snapshot."""
+        return self._orders_cell.latest()
+
+    def failures(self) -> tuple[ActorFailed, ...]:
+        """Actors that have failed so far."""
+        return self._failures.latest().items
+
+    # -- stopping ----------------------------------------------------------------
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Refuse new entries and wait (bounded) until no saga is in flight."""
+        self.orders.tell(Drain())
+        limit = self.config.engine.drain_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            snap = self.orders_snapshot
+            if snap.draining and snap.in_flight == 0:
+                return True
+            time.sleep(0.01)  # polling a published snapshot of another thread's state
+        _log.warning("drain_timeout", in_flight=self.orders_snapshot.in_flight)
+        return False
+
+    def stop(self, drain: bool = True) -> bool:
+        """Drain (optionally) and stop every actor, feed first. True if drained cleanly."""
+        drained = True
+        if self._run_feed and hasattr(self, "feed"):
+            self.feed.stop()
+        if drain and self.orders.is_alive():
+            drained = self.drain()
+        for ref in reversed(self._refs):
+            if ref.is_alive():
+                ref.stop()
+        _log.info("engine_stopped", drained=drained)
+        return drained
+
+    def uptime(self) -> float:
+        """Wall seconds since start."""
+        return time.monotonic() - self.started_at
+
+    def sim_elapsed(self) -> timedelta:
+        """Simulated time since the market opened."""
+        return self.clock.now() - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class _Orders:
+    """Wiring: where the supervisor sends SetTradingState."""
+
+    ref: Inbox
+
+
+class _Forward:
+    """An address that forwards to a target set after construction (wiring cycles)."""
+
+    target: Inbox | None = None
+
+    def tell(self, message: Any) -> None:
+        if self.target is None:
+            raise RuntimeError("gateway used before the engine finished wiring")
+        self.target.tell(message)
