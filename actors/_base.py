@@ -60,9 +60,11 @@ class WakeTimer:
         self._timer, self._due = timer, due
         timer.start()
 
-    def fired(self) -> None:
-        """Call when a Wake was handled so the next ``arm`` starts a timer."""
-        self._timer, self._due = None, None
+    def fired(self, wake: Wake) -> None:
+        """Call on each Wake: forgets the timer only if ``wake`` is the armed one
+        (a stale Wake from a replaced timer leaves the pending timer alone)."""
+        if wake.at == self._due:
+            self._timer, self._due = None, None
 
     def cancel(self) -> None:
         """Stop any pending timer (on actor stop)."""

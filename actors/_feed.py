@@ -40,7 +40,7 @@ class SimulatedFeedActor(EngineActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Wake):
-            self._timer.fired()
+            self._timer.fired(message)
             started = time.monotonic()
             message_out = RecordPrices(tuple(self._market.step(self._clock.now())))
             for target in self._targets:

@@ -82,7 +82,7 @@ class OrdersSnapshot:
     stats: MappingProxyType[str, int]
 
 
-_COUNTERS = ("sagas_started", "sagas_completed", "sagas_compensated", "sagas_refused",
+_COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compensated", "sagas_refused",
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
              "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates")
 
@@ -323,6 +323,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._place(saga, 0, Role.CLOSE, leg)
 
     def _on_prices(self, msg: PricesUpdated) -> None:
+        self._stats["price_batches"] += 1
         for price in msg.prices:
             token = price.instrument_token
             self._prices[token] = price
@@ -387,7 +388,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._timer.arm(due)
 
     def _on_wake(self, msg: Wake) -> None:
-        self._timer.fired()
+        self._timer.fired(msg)
         now = time.monotonic()
         while self._deadlines and self._deadlines[0][0] <= now:
             due, _, saga_id = heapq.heappop(self._deadlines)

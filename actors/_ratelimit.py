@@ -171,7 +171,9 @@ class RateLimitActor(EngineActor):
         if isinstance(message, RequestPermit):
             self._request(message)
         elif isinstance(message, Wake):
-            self._timer.fired()
+            # cancel(), not fired(): a stale Wake (from a timer replaced just as it
+            # fired) must not orphan the live timer; _grant_due re-arms if needed.
+            self._timer.cancel()
         else:
             self._unknown += 1
             self.unhandled(message)
@@ -238,11 +240,11 @@ class RateLimitActor(EngineActor):
         for window in lane.windows:
             window.grants.append(now)
         lane.granted += 1
+        _answer(message, PermitGranted(message.request_id, message.endpoint))
         if lane.daily:
             self._orders_today += 1
-            if self._orders_today == self._per_day + 100:
+            if self._orders_today == self._per_day:
                 self._refuse_queued(lane)
-        _answer(message, PermitGranted(message.request_id, message.endpoint))
 
     # -- the daily order budget ------------------------------------------------
 

@@ -18,7 +18,7 @@ from actors._price import PriceActor
 from actors._published import Published
 from actors._ratelimit import RateLimitActor
 from actors._sync import SyncActor
-from actors.broker import ChargeSchedule, MatchingEngine, PaperBrokerActor
+from actors.broker import BrokerSnapshot, ChargeSchedule, MatchingEngine, PaperBrokerActor
 from actors.config import Config
 from actors.market import (
     IST,
@@ -142,6 +142,7 @@ class Engine:
         orders_box.target = self.orders
         self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now, self.orders)
         broker_box.target = self.broker
+        self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
         self.supervisor.tell(_Orders(self.orders))
         self._portfolio_cell: Published[PortfolioSnapshot] = \
             self.portfolio.proxy().snapshot.get()
@@ -180,6 +181,11 @@ class Engine:
     def portfolio_snapshot(self) -> PortfolioSnapshot:
         """The portfolio's latest published snapshot."""
         return self._portfolio_cell.latest()
+
+    @property
+    def broker_snapshot(self) -> BrokerSnapshot:
+        """The paper broker's latest published snapshot."""
+        return self._broker_cell.latest()
 
     @property
     def orders_snapshot(self) -> OrdersSnapshot:

@@ -169,10 +169,10 @@ def test_a_day_cannot_be_both_closed_and_opened() -> None:
 
 
 def test_unknown_exchange_and_inverted_session_are_rejected() -> None:
-    with pytest.raises(ValueError, match="calendar.exchange.*'XXXX'"):
+    with pytest.raises(ValueError, match=r"calendar.exchange.*'XXXX'"):
         MarketCalendar(CalendarConfig(exchange="XXXX"))
     inverted = CalendarConfig(session_open=clock_time(15, 30), session_close=clock_time(9, 15))
-    with pytest.raises(ValueError, match="calendar.session_open"):
+    with pytest.raises(ValueError, match=r"calendar.session_open"):
         MarketCalendar(inverted)
 
 
@@ -192,7 +192,7 @@ def test_weekly_expiry_on_a_holiday_moves_to_the_day_before(calendar: MarketCale
 
 
 def test_weekly_expiry_rejects_bad_weekday(calendar: MarketCalendar) -> None:
-    with pytest.raises(ValueError, match="expiry_weekday: .* got 7"):
+    with pytest.raises(ValueError, match=r"expiry_weekday: .* got 7"):
         weekly_expiry(MONDAY, 7, calendar)
 
 

@@ -93,8 +93,10 @@ class Poker:
         self.inbox.wait_for_kind(PermitGranted, self.count)
 
 
-def wake_timers() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()}
+def wake_timers() -> set[threading.Timer]:
+    """Timers still waiting to fire (neither fired nor cancelled)."""
+    return {t for t in threading.enumerate()
+            if isinstance(t, threading.Timer) and not t.finished.is_set()}
 
 
 def test_orders_beyond_the_per_second_budget_wait_for_later_windows() -> None:
@@ -230,7 +232,8 @@ def test_the_quote_budget_is_independent_of_the_order_budget() -> None:
 
 
 def test_the_actor_stops_cleanly_with_a_timer_pending() -> None:
-    ref = RateLimitActor.start(config(orders_per_s=1))
+    clock = FakeMonotonic()  # frozen: the wake-up is a minute of real time away
+    ref = RateLimitActor.start(config(orders_per_min=1), monotonic=clock)
     inbox = Recorder()
     before = wake_timers()
     request(ref, "now", inbox)
@@ -241,9 +244,23 @@ def test_the_actor_stops_cleanly_with_a_timer_pending() -> None:
     assert len(armed) == 1
 
     ref.stop(timeout=5)
-    wait_until(lambda: not any(t.is_alive() for t in armed), timeout=0.5,
-               what="the wake-up timer is cancelled, not left to fire after ~1 s")
+    assert not wake_timers() & armed  # cancelled in on_stop, a minute before it was due
+    wait_until(lambda: not any(t.is_alive() for t in armed), timeout=5,
+               what="the cancelled timer's thread ends")
     assert granted_ids(inbox) == ["now"]
+
+
+def test_stray_wakes_never_leave_more_than_one_timer() -> None:
+    clock = FakeMonotonic()
+    ref = RateLimitActor.start(config(orders_per_s=1), monotonic=clock)
+    inbox = Recorder()
+    before = wake_timers()
+    request(ref, "now", inbox)
+    request(ref, "later", inbox)
+    for _ in range(5):  # e.g. from a timer replaced just as it fired
+        ref.tell(Wake(clock.now))
+    assert book(ref).queued_total(ORDERS) == 1
+    assert len(wake_timers() - before) == 1
 
 
 def test_unknown_messages_and_unanswerable_requests_are_logged_not_fatal() -> None:

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import pykka
+
+from actors._base import EngineActor
 import structlog
 
 from actors._published import Published
@@ -72,7 +74,7 @@ class BrokerSnapshot:
     dead_letters: int = 0
 
 
-class PaperBrokerActor(pykka.ThreadingActor):
+class PaperBrokerActor(EngineActor):
     """The paper broker: a :class:`MatchingEngine` behind an actor's inbox.
 
     Its message set IS the gateway interface, which the Kite gateway

@@ -17,9 +17,9 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, fields, is_dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,13 @@ import holidays
 
 from actors.config._schema import Config, KeySpec
 
-__all__ = ["ConfigError", "dump_defaults_toml", "env_var_name", "load_config", "state_dir"]
+__all__ = ["ConfigError", "env_var_name", "load_config", "spec_of"]
 
 ENV_PREFIX = "KITESAGA_"
 STATE_DIR_ALIAS = "KITESAGA_STATE_DIR"
 DEFAULTS = "defaults"  # the source named for a value nobody overrode
 _NONE_WORDS = frozenset({"none", "off"})
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME_RE = re.compile(r"\d{2}:\d{2}(:\d{2})?")
 _UNSET: Any = object()
 
 
@@ -50,7 +48,7 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = tuple(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problems):\n{lines}")
+        super().__init__(f"invalid configuration, {len(problems)} problem(s):\n{lines}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,24 +60,13 @@ class _Problem:
 
     def render(self) -> str:
         where = f"{self.source}: {self.path}: " if self.path else f"{self.source}: "
-        got = "" if self.value is _UNSET else f", got {_show(self.value)}"
+        shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
+        got = "" if self.value is _UNSET else f", got {shown}"
         return f"{where}{self.problem}{got}"
 
 
-class _Invalid(Exception):
-    """Raised inside coercion: ``(path, problem, value)`` triples, sources added later."""
-
-    def __init__(self, found: list[tuple[str, str, Any]]) -> None:
-        super().__init__(found)
-        self.found = found
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+class _InvalidError(Exception):
+    """Raised inside coercion; ``args[0]`` lists ``(path, problem, value)``, sources added later."""
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
@@ -87,7 +74,8 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _spec(f: Field[Any]) -> KeySpec:
+def spec_of(f: Field[Any]) -> KeySpec:
+    """The :class:`KeySpec` kept in a schema field's metadata (empty if none)."""
     spec = f.metadata.get("spec")
     return spec if isinstance(spec, KeySpec) else KeySpec()
 
@@ -107,45 +95,31 @@ def env_var_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
 
 
-# --- coercion: raw TOML or environment text -> the field's type ----------------------------
-
-def _int(raw: Any, env: bool) -> int:
-    if env:
-        number = _decimal(raw, env)
-        if number != number.to_integral_value():
-            raise ValueError("must be an integer")
-        return int(number)
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ValueError("must be an integer")
-    if isinstance(raw, float) and not raw.is_integer():
-        raise ValueError("must be an integer")
-    return int(raw)
-
-
-def _float(raw: Any, env: bool) -> float:
-    if env:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError("must be a number") from None
-    elif isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ValueError("must be a number")
-    else:
-        value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _decimal(raw: Any, env: bool) -> Decimal:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise ValueError("must be a decimal number")
+def _number(raw: Any, env: bool, kind: str, text_ok: bool = False) -> Decimal:
+    """A TOML number (or text where allowed, always from the environment) as a Decimal."""
+    allowed = (int, float, str) if text_ok or env else (int, float)
+    if isinstance(raw, bool) or not isinstance(raw, allowed):
+        raise ValueError(f"must be {kind}")
     try:
         value = Decimal(str(raw).strip())
     except InvalidOperation:
-        raise ValueError("must be a decimal number") from None
+        raise ValueError(f"must be {kind}") from None
     if not value.is_finite():
-        raise ValueError("must be a finite decimal number")
+        raise ValueError(f"must be finite ({kind})")
+    return value
+
+
+def _int(raw: Any, env: bool) -> int:
+    value = _number(raw, env, "an integer")
+    if value != value.to_integral_value():
+        raise ValueError("must be an integer")
+    return int(value)
+
+
+def _float(raw: Any, env: bool) -> float:
+    value = float(_number(raw, env, "a number"))
+    if not math.isfinite(value):
+        raise ValueError("must be finite (a number)")
     return value
 
 
@@ -163,35 +137,31 @@ def _str(raw: Any, env: bool) -> str:
     return raw
 
 
-def _date(raw: Any, env: bool) -> date:
-    if type(raw) is date:
-        return raw
-    if isinstance(raw, str) and _DATE_RE.fullmatch(raw.strip()):
+def _iso(kind: type[date] | type[time], pattern: str, label: str) -> Callable[[Any, bool], Any]:
+    """A parser for a TOML local date/time, or text of exactly ``pattern``."""
+    def parse(raw: Any, env: bool) -> Any:
+        if type(raw) is kind and getattr(raw, "tzinfo", None) is None:
+            return raw
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not re.fullmatch(pattern, text):
+            raise ValueError(f"must be a {label}")
         try:
-            return date.fromisoformat(raw.strip())
+            return kind.fromisoformat(text)
         except ValueError:
-            pass  # a well-formed but impossible date: reported below
-    raise ValueError("must be a date YYYY-MM-DD")
-
-
-def _time(raw: Any, env: bool) -> time:
-    if isinstance(raw, time) and raw.tzinfo is None:
-        return raw
-    if isinstance(raw, str) and _TIME_RE.fullmatch(raw.strip()):
-        try:
-            return time.fromisoformat(raw.strip())
-        except ValueError:
-            pass  # e.g. 25:00: reported below
-    raise ValueError("must be a time HH:MM or HH:MM:SS")
+            raise ValueError(f"must be a valid {label}") from None
+    return parse
 
 
 _SCALARS: dict[Any, Callable[[Any, bool], Any]] = {
-    int: _int, float: _float, Decimal: _decimal, bool: _bool, str: _str, date: _date, time: _time,
+    int: _int, float: _float, bool: _bool, str: _str,
+    Decimal: partial(_number, kind="a decimal number", text_ok=True),
+    date: _iso(date, r"\d{4}-\d{2}-\d{2}", "date YYYY-MM-DD"),
+    time: _iso(time, r"\d{2}:\d{2}(:\d{2})?", "time HH:MM or HH:MM:SS"),
 }
 
 
 def _coerce(tp: Any, raw: Any, path: str, env: bool) -> Any:
-    """Return ``raw`` as type ``tp`` or raise :class:`_Invalid` naming every bad part."""
+    """Return ``raw`` as type ``tp`` or raise :class:`_InvalidError` naming every bad part."""
     if typing.get_origin(tp) in (types.UnionType, typing.Union):
         if isinstance(raw, str) and raw.strip().lower() in _NONE_WORDS:
             return None
@@ -200,27 +170,27 @@ def _coerce(tp: Any, raw: Any, path: str, env: bool) -> Any:
     if typing.get_origin(tp) is tuple:
         item_tp = typing.get_args(tp)[0]
         if is_dataclass(item_tp) and env:
-            raise _Invalid([(path, "environment overrides of an array of tables are not "
+            raise _InvalidError([(path, "environment overrides of an array of tables are not "
                                    "supported; set it in the config file", raw)])
         if env:
             raw = [part.strip() for part in raw.split(",")] if raw.strip() else []
         if not isinstance(raw, list):
-            raise _Invalid([(path, "must be an array", raw)])
+            raise _InvalidError([(path, "must be an array", raw)])
         items, found = [], []
         for i, item in enumerate(raw):
             try:
                 items.append(_coerce(item_tp, item, f"{path}[{i}]", env))
-            except _Invalid as bad:
-                found.extend(bad.found)
+            except _InvalidError as bad:
+                found.extend(bad.args[0])
         if found:
-            raise _Invalid(found)
+            raise _InvalidError(found)
         return tuple(items)
     if isinstance(tp, type) and is_dataclass(tp):
         return _build(tp, raw, path)
     try:
         return _SCALARS[tp](raw, env)
     except ValueError as bad:
-        raise _Invalid([(path, str(bad), raw)]) from None
+        raise _InvalidError([(path, str(bad), raw)]) from None
 
 
 def _canonical(value: Any, spec: KeySpec) -> Any:
@@ -236,7 +206,7 @@ def _canonical(value: Any, spec: KeySpec) -> Any:
 def _build(cls: type, raw: Any, path: str) -> Any:
     """One table of an array of tables (e.g. ``[[market.underlyings]]``) as ``cls``."""
     if not isinstance(raw, dict):
-        raise _Invalid([(path, "must be a table", raw)])
+        raise _InvalidError([(path, "must be a table", raw)])
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
     found: list[tuple[str, str, Any]] = []
@@ -246,33 +216,28 @@ def _build(cls: type, raw: Any, path: str) -> Any:
             continue
         try:
             values[key] = _canonical(_coerce(_hints(cls)[key], item, f"{path}.{key}", False),
-                                     _spec(known[key]))
-        except _Invalid as bad:
-            found.extend(bad.found)
+                                     spec_of(known[key]))
+        except _InvalidError as bad:
+            found.extend(bad.args[0])
     for name, f in known.items():
         if name not in raw and f.default is MISSING and f.default_factory is MISSING:
             found.append((f"{path}.{name}", "missing required key", _UNSET))
     if found:
-        raise _Invalid(found)
+        raise _InvalidError(found)
     return cls(**values)
 
-
-# --- sources: the file and the environment ------------------------------------------------
 
 def _file_items(path: Path, problems: list[_Problem]) -> Iterator[tuple[str, str, Any]]:
     source, sections = str(path), _sections()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as bad:
-        problems.append(_Problem(source, "", f"cannot read the config file: {bad.strerror}"))
-        return
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as bad:
-        problems.append(_Problem(source, "", f"not valid TOML: {bad}"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as bad:
+        problems.append(_Problem(source, "", f"cannot read the config file as TOML: {bad}"))
         return
     for section, table in data.items():
         if section not in sections:
-            hint = _did_you_mean(section, list(sections))
-            problems.append(_Problem(source, section, "unknown section" + hint, table))
+            hint = "unknown section" + _did_you_mean(section, list(sections))
+            problems.append(_Problem(source, section, hint, table))
         elif not isinstance(table, dict):
             problems.append(_Problem(source, section, f"must be a table [{section}]", table))
         else:
@@ -281,9 +246,8 @@ def _file_items(path: Path, problems: list[_Problem]) -> Iterator[tuple[str, str
                 if key in keys:
                     yield section, key, raw
                 else:
-                    hint = _did_you_mean(key, keys)
-                    problems.append(_Problem(source, f"{section}.{key}", "unknown key" + hint,
-                                             raw))
+                    problems.append(_Problem(source, f"{section}.{key}",
+                                             "unknown key" + _did_you_mean(key, keys), raw))
 
 
 def _env_items(env: Mapping[str, str],
@@ -310,8 +274,6 @@ def _env_items(env: Mapping[str, str],
                                      "KITESAGA_<SECTION>_<KEY>" + hint, env[var]))
 
 
-# --- validation ---------------------------------------------------------------------------
-
 def _check(path: str, value: Any, spec: KeySpec, source: str, out: list[_Problem]) -> None:
     """Apply ``spec`` (and the specs of nested tables) to a coerced value."""
     def bad(where: str, problem: str, got: Any) -> None:
@@ -326,7 +288,7 @@ def _check(path: str, value: Any, spec: KeySpec, source: str, out: list[_Problem
         for i, item in enumerate(value):
             if is_dataclass(item):
                 for f in fields(item):
-                    _check(f"{path}[{i}].{f.name}", getattr(item, f.name), _spec(f), source, out)
+                    _check(f"{path}[{i}].{f.name}", getattr(item, f.name), spec_of(f), source, out)
                 continue
             if item in seen:
                 bad(f"{path}[{i}]", "duplicate item", item)
@@ -349,8 +311,10 @@ def _check(path: str, value: Any, spec: KeySpec, source: str, out: list[_Problem
 
 def _cross_checks(c: Config, src: Callable[[str], str], out: list[_Problem]) -> None:
     """Rules that relate two or more keys."""
-    def bad(path: str, problem: str, got: Any) -> None:
-        out.append(_Problem(src(path), path, problem, got))
+    def bad(path: str, problem: str, got: Any) -> None:  # named: the first key overridden
+        named = [src(p) for p in [path, *re.findall(r"\b[a-z_]+\.[a-z_]+\b", problem)]]
+        out.append(_Problem(next((s for s in named if s != DEFAULTS), DEFAULTS), path, problem,
+                            got))
 
     cal, eng, lim = c.calendar, c.engine, c.rate_limits
     if cal.session_open >= cal.session_close:
@@ -358,15 +322,15 @@ def _cross_checks(c: Config, src: Callable[[str], str], out: list[_Problem]) -> 
             f"({cal.session_open})", cal.session_close)
     square_off = c.exits.square_off_at
     if square_off is not None and not cal.session_open < square_off <= cal.session_close:
-        bad("exits.square_off_at", "must be within the session "
-            f"({cal.session_open}..{cal.session_close})", square_off)
+        bad("exits.square_off_at", "must be within calendar.session_open..calendar."
+            f"session_close ({cal.session_open}..{cal.session_close})", square_off)
     if set(cal.extra_holidays) & set(cal.extra_sessions):
         bad("calendar.extra_sessions", "must not repeat a date of calendar.extra_holidays",
             sorted(set(cal.extra_holidays) & set(cal.extra_sessions)))
-    if cal.exchange.strip() and cal.exchange not in holidays.list_supported_financial():
+    markets = list(holidays.list_supported_financial())
+    if cal.exchange.strip() and cal.exchange not in markets:
         bad("calendar.exchange", "not a `holidays` financial calendar"
-            + _did_you_mean(cal.exchange, list(holidays.list_supported_financial())),
-            cal.exchange)
+            + _did_you_mean(cal.exchange, markets), cal.exchange)
     if eng.saga_deadline_s < eng.fill_timeout_s + eng.cancel_timeout_s:
         bad("engine.saga_deadline_s", "must be at least engine.fill_timeout_s + "
             f"engine.cancel_timeout_s ({eng.fill_timeout_s + eng.cancel_timeout_s})",
@@ -391,8 +355,6 @@ def _cross_checks(c: Config, src: Callable[[str], str], out: list[_Problem]) -> 
         bad("logging.file_name", "must be a plain file name inside the state dir", name)
 
 
-# --- the public entry points --------------------------------------------------------------
-
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Defaults, overridden by the TOML file at ``path``, overridden by ``env``.
 
@@ -408,22 +370,20 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         path_key = f"{section}.{key}"
         try:
             value = _coerce(_hints(sections[section])[key], raw, path_key, from_env)
-        except _Invalid as bad:
-            problems.extend(_Problem(source, p, msg, v) for p, msg, v in bad.found)
+        except _InvalidError as bad:
+            problems.extend(_Problem(source, p, msg, v) for p, msg, v in bad.args[0])
             return
-        spec = _spec(next(f for f in fields(sections[section]) if f.name == key))
+        spec = spec_of(next(f for f in fields(sections[section]) if f.name == key))
         chosen[section][key] = (_canonical(value, spec), source)
 
     if path is not None:
-        for section, key, raw in list(_file_items(path, problems)):
+        for section, key, raw in _file_items(path, problems):
             choose(section, key, raw, str(path), False)
-    for var, section, key, text in list(_env_items(env, problems)):
+    for var, section, key, text in _env_items(env, problems):
         choose(section, key, text, var, True)
 
-    config = Config(**{
-        name: replace(cls(), **{k: v for k, (v, _) in chosen[name].items()})
-        for name, cls in sections.items()
-    })
+    config = Config(**{name: replace(cls(), **{k: v for k, (v, _) in chosen[name].items()})
+                       for name, cls in sections.items()})
 
     def source_of(path_key: str) -> str:
         section, _, key = path_key.partition(".")
@@ -431,60 +391,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
 
     for name, cls in sections.items():
         for f in fields(cls):
-            _check(f"{name}.{f.name}", getattr(getattr(config, name), f.name), _spec(f),
+            _check(f"{name}.{f.name}", getattr(getattr(config, name), f.name), spec_of(f),
                    source_of(f"{name}.{f.name}"), problems)
     _cross_checks(config, source_of, problems)
     if problems:
         raise ConfigError([p.render() for p in problems])
     return config
-
-
-def state_dir(config: Config) -> Path:
-    """The engine's state directory, ``~`` expanded and made absolute."""
-    return Path(config.engine.state_dir).expanduser().resolve()
-
-
-def _toml(value: Any) -> str:
-    """``value`` as a TOML literal that :func:`load_config` reads back equal."""
-    if value is None:
-        return '"none"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, date | time) and not isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)  # str and Decimal (quoted: exact)
-    escaped = "".join(c if c.isprintable() and c not in '"\\' else
-                      {'"': '\\"', "\\": "\\\\"}.get(c, f"\\u{ord(c):04x}") for c in text)
-    return f'"{escaped}"'
-
-
-def dump_defaults_toml() -> str:
-    """Every section and key with its default and meaning, as commented TOML."""
-    config = Config()
-    lines = ["# kitesaga configuration: every key at its default.",
-             "# Each key can also be set by the environment variable named beside it.",
-             "# Optional keys are disabled with \"none\". Decimals are quoted: exact.", ""]
-    for section_field in fields(config):
-        section = getattr(config, section_field.name)
-        doc = (type(section).__doc__ or "").strip().splitlines()[0]
-        lines += [f"# {doc}", f"[{section_field.name}]"]
-        tables: list[tuple[Field[Any], tuple[Any, ...]]] = []
-        for f in fields(section):
-            value = getattr(section, f.name)
-            if isinstance(value, tuple) and any(is_dataclass(v) for v in value):
-                tables.append((f, value))
-                continue
-            env_name = env_var_name(section_field.name, f.name)
-            lines += [f"# {_spec(f).doc} [{env_name}]", f"{f.name} = {_toml(value)}"]
-        for f, items in tables:
-            lines.append(f"# {_spec(f).doc}; a file's tables replace these defaults wholesale.")
-            lines += [f"#   {g.name}: {_spec(g).doc}" for g in fields(items[0])]
-            for item in items:
-                lines.append(f"[[{section_field.name}.{f.name}]]")
-                lines += [f"{g.name} = {_toml(getattr(item, g.name))}" for g in fields(item)]
-        lines.append("")
-    return "\n".join(lines)

@@ -51,8 +51,9 @@ class MarketCalendar:
     (IST). Every datetime argument must be timezone-aware (``ValueError``
     otherwise); it is converted to IST before its date and time are read.
     Holiday years are loaded lazily and at most ``_MAX_CACHED_YEARS`` are kept.
-    The object is owned by one actor (no locks): share it by giving each
-    owner its own instance.
+    Any thread may call it without locks: the year cache is replaced
+    copy-on-write (an atomic reference swap), never mutated in place; a race
+    costs at most a second load of the same year.
     """
 
     def __init__(self, config: CalendarConfig) -> None:
@@ -92,9 +93,11 @@ class MarketCalendar:
         if cached is None:
             listed = holidays.financial_holidays(self._config.exchange, years=year)
             cached = {day: str(name) for day, name in listed.items()}
-            if len(self._years) >= _MAX_CACHED_YEARS:
-                del self._years[next(iter(self._years))]
-            self._years[year] = cached
+            years = dict(self._years)  # copy-on-write: readers never see a dict change
+            if len(years) >= _MAX_CACHED_YEARS:
+                del years[next(iter(years))]
+            years[year] = cached
+            self._years = years
         return cached
 
     def holiday_name(self, d: date) -> str | None:

@@ -174,7 +174,7 @@ class InstrumentTable:
         return instrument
 
     def __contains__(self, token: object) -> bool:
-        return isinstance(token, int) and token in self._by_token
+        return type(token) is int and token in self._by_token
 
     def __len__(self) -> int:
         return len(self._by_token)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import datetime, time
+from decimal import Decimal
 
 from actors.config._schema import MarketConfig
 from actors.market._calendar import IST
@@ -83,6 +84,25 @@ def smile_volatility(base_iv: float, curvature: float, strike: float, spot: floa
     return base_iv * (1.0 + curvature * moneyness * moneyness * _SMILE_SCALE)
 
 
+def _check_config(config: MarketConfig) -> None:
+    """Reject values the pricing cannot use (the loader validates too; this is the boundary)."""
+    positive: list[tuple[str, Decimal | int]] = [("market.base_iv", config.base_iv)]
+    non_negative: list[tuple[str, Decimal | int]] = [
+        ("market.smile_curvature", config.smile_curvature),
+        ("market.spread_ticks", config.spread_ticks),
+        ("market.spread_bps", config.spread_bps),
+    ]
+    for u in config.underlyings:
+        positive.append((f"market.underlyings.{u.name}.spot_rupees", u.spot_rupees))
+        non_negative.append((f"market.underlyings.{u.name}.annual_volatility", u.annual_volatility))
+    checks = [(f, float(v), float(v) > 0) for f, v in positive]
+    checks += [(f, float(v), float(v) >= 0) for f, v in non_negative]
+    checks.append(("market.risk_free_rate", float(config.risk_free_rate), True))
+    for field, value, in_range in checks:
+        if not in_range or not math.isfinite(value):
+            raise ValueError(f"{field}: out of range, got {value!r}")
+
+
 class _Walk:
     """A geometric random walk's state (value in paise)."""
 
@@ -134,6 +154,7 @@ class SyntheticMarket:
     ) -> None:
         if not isinstance(start, datetime) or start.utcoffset() is None:
             raise ValueError(f"start: must be a timezone-aware datetime, got {start!r}")
+        _check_config(config)
         self._rate = float(config.risk_free_rate)
         self._base_iv = float(config.base_iv)
         self._curvature = float(config.smile_curvature)
