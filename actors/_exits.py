@@ -27,7 +27,8 @@ class ExitPlan:
 
     Contract: ``check`` is pure and O(1); it names the first rule that fires
     (stop-loss, take-profit, trailing stop, square-off for intraday
-    products, expiry day at the square-off time) or returns None. For a short position every comparison is mirrored.
+    products, expiry day at the square-off time) or returns None. For a
+    short position every comparison is mirrored.
     ``peak`` is the best price seen since entry (highest for a long,
     lowest for a short); the caller keeps it with :meth:`new_peak`.
     """

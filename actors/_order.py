@@ -82,7 +82,8 @@ class OrdersSnapshot:
     stats: MappingProxyType[str, int]
 
 
-_COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compensated", "sagas_refused",
+_COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compensated",
+             "sagas_refused",
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
              "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates")
 

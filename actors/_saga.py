@@ -100,9 +100,28 @@ class LegOrder:
 class Saga:
     """The state of one running saga (OrderActor-private, mutable)."""
 
-    __slots__ = ("charges", "current", "deadline", "due", "kind", "legs", "margins", "opened",
-                 "orders", "outcome", "reason", "realised", "reply_to", "rules", "saga_id",
-                 "step", "strategy", "tick_ts", "unacked", "undo")
+    __slots__ = (
+        "charges",
+        "current",
+        "deadline",
+        "due",
+        "kind",
+        "legs",
+        "margins",
+        "opened",
+        "orders",
+        "outcome",
+        "realised",
+        "reason",
+        "reply_to",
+        "rules",
+        "saga_id",
+        "step",
+        "strategy",
+        "tick_ts",
+        "unacked",
+        "undo",
+    )
 
     def __init__(self, saga_id: str, kind: SagaKind, strategy: str, legs: tuple[OrderLeg, ...],
                  rules: ExitRules, reply_to: Inbox | None, deadline: float) -> None:

@@ -22,7 +22,6 @@ from messages._validate import (
 from messages._values import Instrument, Money, OrderType, Price, Product, Side
 
 
-
 class Inbox(Protocol):
     """A reply address: anything that accepts a message with ``tell``."""
 
@@ -42,9 +41,9 @@ __all__ = [
     "Priority",
     "QueryOrder",
     "RecordPrices",
+    "ReleaseCash",
     "RequestPermit",
     "ReserveCash",
-    "ReleaseCash",
     "SetTradingState",
     "SubmitEntry",
     "SubmitExit",

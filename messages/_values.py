@@ -15,8 +15,8 @@ from enum import Enum
 from messages._validate import (
     require_aware,
     require_enum,
-    require_int,
     require_instance,
+    require_int,
     require_positive_int,
     require_text,
 )

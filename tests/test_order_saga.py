@@ -24,7 +24,7 @@ from messages import (
     SubmitExit,
     TradingState,
 )
-from tests.engine_support import running, make_config
+from tests.engine_support import make_config, running
 from tests.support import wait_until
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pykka
 import pytest
-from zoneinfo import ZoneInfo
 
 from actors._portfolio import PortfolioActor, PortfolioSnapshot
 from actors._published import Published

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import pykka
-
-from actors._base import EngineActor
 import structlog
 
+from actors._base import EngineActor
 from actors._published import Published
 from actors.broker._charges import ChargeSchedule
 from actors.broker._matching import MatchingEngine, PlaceOutcome, PlaceResult
