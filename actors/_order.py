@@ -18,7 +18,7 @@ from actors._base import EngineActor, Wake, WakeTimer
 from actors._exits import BookEntry, BookStatus, ExitPlan
 from actors._published import Published
 from actors._saga import Role, Saga, SagaOutcome, to_base36
-from actors._saga_steps import SagaSteps
+from actors._saga_steps import CANCELLED_BY_REQUEST, SagaSteps
 from messages import (
     CancelEntry,
     CashRefused,
@@ -61,7 +61,6 @@ __all__ = ["Drain", "OrderActor", "OrdersSnapshot"]
 
 _log = structlog.get_logger("kitesaga.orders")
 _HUNDRED = Decimal(100)
-CANCELLED_BY_REQUEST = "cancelled by request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +141,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._handlers: dict[type, Callable[[Any], None]] = {
             PricesUpdated: self._on_prices,
             OrderUpdated: lambda m: self._updated(m.state),
-            FillApplied: lambda m: self._fill_applied(m.saga_id, m.realised.paise,
+            FillApplied: lambda m: self._fill_applied(m.saga_id, m.fill_id, m.realised.paise,
                                                       m.position_quantity),
             PermitGranted: lambda m: self._permit(m.request_id),
             PermitRefused: lambda m: self._permit_refused(m.request_id, m.reason),

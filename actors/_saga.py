@@ -111,6 +111,7 @@ class Saga:
         "opened",
         "orders",
         "outcome",
+        "pending_fills",
         "realised",
         "reason",
         "reply_to",
@@ -145,6 +146,7 @@ class Saga:
         self.outcome: SagaOutcome | None = None
         self.tick_ts: object = None
         self.unacked = 0
+        self.pending_fills: dict[str, LegOrder] = {}
 
     def new_order(self, index: int, role: Role, leg: OrderLeg, attempt: int = 0) -> LegOrder:
         """Record a broker order this saga is about to place."""

@@ -41,6 +41,8 @@ __all__ = ["SagaSteps"]
 
 _log = structlog.get_logger("kitesaga.saga")
 
+CANCELLED_BY_REQUEST = "cancelled by request"
+
 MAX_UNDO_ATTEMPTS = 5
 """Closing orders tried per leg while compensating (one tag suffix each)."""
 
@@ -86,7 +88,9 @@ class SagaSteps:
         if found is None:
             return
         saga, order = found
-        if purpose == "":
+        if purpose == "" and saga.reason == CANCELLED_BY_REQUEST and order.role is Role.OPEN:
+            self._order_failed(saga, order, CANCELLED_BY_REQUEST)
+        elif purpose == "":
             key = (saga.saga_id, order.index, order.role.value)
             count = self._leg_orders.get(key, 0) + 1
             self._leg_orders[key] = count
@@ -172,6 +176,7 @@ class SagaSteps:
             margin = saga.margins.get(fill.instrument_token, 0) if order.role is Role.OPEN else 0
             self._stats["fills"] += 1
             saga.unacked += 1
+            saga.pending_fills[fill.fill_id] = order
             self._portfolio.tell(ApplyFill(saga.saga_id, saga.strategy, fill, Money(margin),
                                            self._me))
             saga.step = f"APPLYING {order.tag}"
@@ -181,15 +186,17 @@ class SagaSteps:
                 saga.reason = saga.reason or state.reason
         self._maybe_leg_done(saga, order)
 
-    def _fill_applied(self, saga_id: str, realised: int, position_quantity: int) -> None:
+    def _fill_applied(self, saga_id: str, fill_id: str, realised: int,
+                      position_quantity: int) -> None:
         saga = self._sagas.get(saga_id)
-        if saga is None or saga.current is None:
+        order = saga.pending_fills.pop(fill_id, None) if saga is not None else None
+        if saga is None or order is None:
             return
-        order = saga.current
         saga.unacked -= 1
         saga.realised += realised
         self._book_fill(saga, order, position_quantity)
-        self._maybe_leg_done(saga, order)
+        if saga.current is not None:
+            self._maybe_leg_done(saga, saga.current)
 
     # -- deadlines -----------------------------------------------------------------
 
