@@ -128,7 +128,6 @@ class OrderActor(SagaSteps, EngineActor):
         self._by_token: dict[int, set[tuple[str, int]]] = {}
         self._prices: dict[int, Price] = {}
         self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
-        self._leg_orders: dict[tuple[str, int, str], int] = {}
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False

@@ -63,7 +63,8 @@ class LegOrder:
     """One broker order of a saga and everything learnt about it."""
 
     __slots__ = ("attempt", "broker_order_id", "cancel_sent", "fill_value", "filled", "index",
-                 "leg", "polls", "role", "seen", "tag", "terminal", "unknown")
+                 "leg", "placed",
+        "polls", "role", "seen", "tag", "terminal", "unknown")
 
     def __init__(self, index: int, role: Role, leg: OrderLeg, tag: str, attempt: int) -> None:
         self.index = index
@@ -79,6 +80,7 @@ class LegOrder:
         self.cancel_sent = False
         self.unknown = False
         self.polls = 0
+        self.placed = False
 
     def take_new(self, fills: tuple[Fill, ...]) -> list[Fill]:
         """The fills not seen before for this order (each one exactly once)."""

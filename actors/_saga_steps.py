@@ -59,19 +59,15 @@ class SagaSteps:
     _by_tag: dict[str, tuple[Saga, LegOrder]]
     _book: dict[tuple[str, int], BookEntry]
     _stats: dict[str, int]
-    _leg_orders: dict[tuple[str, int, str], int]
 
-    def _emit(self, saga: Saga | None, event: Any) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by OrderActor
+        def _emit(self, saga: Saga | None, event: Any) -> None: ...
 
-    def _arm(self, saga: Saga, seconds: float) -> None:
-        raise NotImplementedError
+        def _arm(self, saga: Saga, seconds: float) -> None: ...
 
-    def _book_fill(self, saga: Saga, order: LegOrder, position_quantity: int) -> None:
-        raise NotImplementedError
+        def _book_fill(self, saga: Saga, order: LegOrder, position_quantity: int) -> None: ...
 
-    def _book_settle(self, saga: Saga) -> None:
-        raise NotImplementedError
+        def _book_settle(self, saga: Saga) -> None: ...
 
     # -- placing ---------------------------------------------------------------
 
@@ -91,12 +87,11 @@ class SagaSteps:
         if purpose == "" and saga.reason == CANCELLED_BY_REQUEST and order.role is Role.OPEN:
             self._order_failed(saga, order, CANCELLED_BY_REQUEST)
         elif purpose == "":
-            key = (saga.saga_id, order.index, order.role.value)
-            count = self._leg_orders.get(key, 0) + 1
-            self._leg_orders[key] = count
-            if count > 1 and order.role is not Role.UNDO:
+            if order.placed:
                 self._stats["invariant_violations"] += 1
-                _log.error("second_order_for_leg", saga=saga.saga_id, tag=order.tag)
+                _log.error("second_placement_refused", saga=saga.saga_id, tag=order.tag)
+                return
+            order.placed = True
             self._gateway.tell(PlaceOrder(OrderRequest(order.tag, order.leg), self._me))
             self._stats["orders"] += 1
             saga.step = f"PLACING {order.tag}"

@@ -228,3 +228,30 @@ def test_cancel_entry_while_working_compensates() -> None:
         assert isinstance(ended[0], SagaCompensated) and "cancelled" in ended[0].reason
         _balanced(h)
         assert h.engine.broker_snapshot.working_orders == 0
+
+
+def test_spent_daily_order_budget_compensates_entry() -> None:
+    with running(make_config(rate_limits={"orders_per_day": 1})) as h:
+        call, put = h.option(InstrumentKind.CE), h.option(InstrumentKind.PE)
+        h.quote(call, 150_00)
+        h.quote(put, 140_00)
+        h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        assert isinstance(_ended(h)[0], SagaCompleted)
+        h.submit(SubmitEntry.single("t", put, Side.BUY, put.lot_size))
+        ended = _ended(h, 2)
+        assert isinstance(ended[1], SagaCompensated) and "permit" in ended[1].reason
+        _balanced(h)
+        # the budget never blocks an exit
+        h.submit(SubmitExit("t", call.instrument_token, "manual"))
+        assert isinstance(_ended(h, 3)[2], SagaCompleted)
+
+
+def test_insufficient_cash_is_refused_by_the_portfolio() -> None:
+    with running(make_config(engine={"initial_cash_rupees": Decimal(1000)})) as h:
+        call = h.option()
+        h.quote(call, 150_00)
+        h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        ended = _ended(h)
+        assert isinstance(ended[0], SagaCompensated) and "insufficient cash" in ended[0].reason
+        _balanced(h)
+        assert h.engine.broker_snapshot.orders_placed == 0
