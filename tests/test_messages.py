@@ -6,9 +6,9 @@ import dataclasses
 import json
 from datetime import date, datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
-from zoneinfo import ZoneInfo
 
 import messages as m
 from messages import _codec

@@ -132,7 +132,7 @@ def test_host_forwards_intents_and_survives_a_broken_strategy() -> None:
     ctx = _ctx(engine)
     orders = Recorder()
     index = engine.instruments.underlying_index("NIFTY")
-    host = StrategyHostActor.start((_Broken("NIFTY", 2, Decimal(0.01), 5),
+    host = StrategyHostActor.start((_Broken("NIFTY", 2, Decimal("0.01"), 5),
                                     StraddleStrategy("NIFTY", 60.0)), ctx, orders)
     try:
         t0 = engine.start_time

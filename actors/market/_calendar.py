@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from actors.config._schema import CalendarConfig
+from messages._validate import require_aware
 
 __all__ = ["IST", "MarketCalendar", "weekly_expiry"]
 
@@ -35,11 +36,7 @@ def _require_date(field: str, value: object) -> date:
 
 
 def _to_ist(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValueError(f"{field}: must be a datetime, got {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{field}: must be timezone-aware, got {value!r}")
-    return value.astimezone(IST)
+    return require_aware(field, value).astimezone(IST)
 
 
 class MarketCalendar:
