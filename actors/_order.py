@@ -131,6 +131,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False
+        self._exiting = 0
         self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
         self._counter = 0
         self._deadlines: list[tuple[float, int, str]] = []
@@ -176,7 +177,7 @@ class OrderActor(SagaSteps, EngineActor):
         return None
 
     def _build(self) -> OrdersSnapshot:
-        exiting = sum(1 for e in self._book.values() if e.status is BookStatus.EXITING)
+        exiting = self._exiting
         return OrdersSnapshot(self._state, self._state_reason, self._draining, len(self._sagas),
                               len(self._book) - exiting, exiting,
                               MappingProxyType(dict(self._stats)))
@@ -311,6 +312,7 @@ class OrderActor(SagaSteps, EngineActor):
     def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
                     tick: Price | None) -> None:
         entry.status = BookStatus.EXITING
+        self._exiting += 1
         side = Side.SELL if entry.quantity > 0 else Side.BUY
         leg = _closing_leg_for(entry, side)
         saga = self._new_saga(SagaKind.EXIT, entry.key[0], (leg,), entry.rules, reply_to)
@@ -348,7 +350,9 @@ class OrderActor(SagaSteps, EngineActor):
         self._by_token.setdefault(entry.key[1], set()).add(entry.key)
 
     def _book_remove(self, key: tuple[str, int]) -> None:
-        self._book.pop(key, None)
+        entry = self._book.pop(key, None)
+        if entry is not None and entry.status is BookStatus.EXITING:
+            self._exiting -= 1
         keys = self._by_token.get(key[1])
         if keys is not None:
             keys.discard(key)
@@ -375,6 +379,8 @@ class OrderActor(SagaSteps, EngineActor):
                 entry.plan = ExitPlan.compile(entry.rules, entry.instrument, entry.product,
                                               entry.quantity > 0, max(price, 1))
                 entry.peak = entry.plan.entry
+            elif entry.status is BookStatus.EXITING:
+                self._exiting -= 1
             entry.status = BookStatus.OPEN
 
     # -- deadlines -------------------------------------------------------------------
