@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from enum import Enum
 from zoneinfo import ZoneInfo
 
 from messages import ExitRules, Instrument, Product
 
-__all__ = ["BookEntry", "BookStatus", "ExitPlan"]
+__all__ = ["ExitPlan"]
 
 IST = ZoneInfo("Asia/Kolkata")
 _HUNDRED = Decimal(100)
@@ -91,33 +90,3 @@ class ExitPlan:
                     and local.date() >= self.expiry and clock >= self.expiry_exit_at):
                 return "expiry-day"
         return None
-
-
-class BookStatus(str, Enum):
-    """Where a position stands in the order book of sagas."""
-
-    OPENING = "OPENING"
-    OPEN = "OPEN"
-    EXITING = "EXITING"
-
-
-class BookEntry:
-    """OrderActor's record of one position it manages (mutable, actor-private).
-
-    Contract: exists from the moment an entry saga starts (OPENING, which
-    blocks a second entry) until a fill brings the position to zero; at
-    most one exit saga runs while it is EXITING.
-    """
-
-    __slots__ = ("instrument", "key", "peak", "plan", "product", "quantity", "rules", "status")
-
-    def __init__(self, key: tuple[str, int], instrument: Instrument, product: Product,
-                 rules: ExitRules) -> None:
-        self.key = key
-        self.instrument = instrument
-        self.product = product
-        self.rules = rules
-        self.status = BookStatus.OPENING
-        self.quantity = 0
-        self.plan: ExitPlan | None = None
-        self.peak = 0

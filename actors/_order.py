@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors._base import EngineActor, Wake, WakeTimer
-from actors._exits import BookEntry, BookStatus, ExitPlan
+from actors._book import Book, BookEntry, BookStatus
 from actors._published import Published
 from actors._saga import Role, Saga, SagaOutcome, to_base36
 from actors._saga_steps import CANCELLED_BY_REQUEST, SagaSteps
@@ -124,14 +124,12 @@ class OrderActor(SagaSteps, EngineActor):
         self._listeners = listeners
         self._sagas: dict[str, Saga] = {}
         self._by_tag: dict[str, tuple[Saga, Any]] = {}
-        self._book: dict[tuple[str, int], BookEntry] = {}
-        self._by_token: dict[int, set[tuple[str, int]]] = {}
+        self._book = Book()
         self._prices: dict[int, Price] = {}
         self._stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False
-        self._exiting = 0
         self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
         self._counter = 0
         self._deadlines: list[tuple[float, int, str]] = []
@@ -177,7 +175,7 @@ class OrderActor(SagaSteps, EngineActor):
         return None
 
     def _build(self) -> OrdersSnapshot:
-        exiting = self._exiting
+        exiting = self._book.exiting
         return OrdersSnapshot(self._state, self._state_reason, self._draining, len(self._sagas),
                               len(self._book) - exiting, exiting,
                               MappingProxyType(dict(self._stats)))
@@ -249,8 +247,8 @@ class OrderActor(SagaSteps, EngineActor):
         saga = self._new_saga(SagaKind.ENTRY, msg.strategy, msg.legs, msg.exit_rules,
                               msg.reply_to)
         for leg in msg.legs:
-            self._book_add(BookEntry((msg.strategy, leg.instrument.instrument_token),
-                                     leg.instrument, leg.product, msg.exit_rules))
+            self._book.open((msg.strategy, leg.instrument.instrument_token), leg.instrument,
+                            leg.product, msg.exit_rules)
         saga.step = "RESERVING"
         self._portfolio.tell(ReserveCash(saga.saga_id, Money(self._estimate(saga)), self._me))
 
@@ -311,8 +309,7 @@ class OrderActor(SagaSteps, EngineActor):
 
     def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
                     tick: Price | None) -> None:
-        entry.status = BookStatus.EXITING
-        self._exiting += 1
+        self._book.mark_exiting(entry)
         side = Side.SELL if entry.quantity > 0 else Side.BUY
         leg = _closing_leg_for(entry, side)
         saga = self._new_saga(SagaKind.EXIT, entry.key[0], (leg,), entry.rules, reply_to)
@@ -328,12 +325,11 @@ class OrderActor(SagaSteps, EngineActor):
         for price in msg.prices:
             token = price.instrument_token
             self._prices[token] = price
-            keys = self._by_token.get(token)
-            if not keys:
+            entries = self._book.on_token(token)
+            if not entries:
                 continue
             last = price.last.paise
-            for key in tuple(keys):
-                entry = self._book[key]
+            for entry in tuple(entries):
                 if entry.status is not BookStatus.OPEN or entry.plan is None:
                     continue
                 entry.peak = entry.plan.new_peak(entry.peak, last)
@@ -345,43 +341,12 @@ class OrderActor(SagaSteps, EngineActor):
 
     # -- book ------------------------------------------------------------------------
 
-    def _book_add(self, entry: BookEntry) -> None:
-        self._book[entry.key] = entry
-        self._by_token.setdefault(entry.key[1], set()).add(entry.key)
-
-    def _book_remove(self, key: tuple[str, int]) -> None:
-        entry = self._book.pop(key, None)
-        if entry is not None and entry.status is BookStatus.EXITING:
-            self._exiting -= 1
-        keys = self._by_token.get(key[1])
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._by_token[key[1]]
-
     def _book_fill(self, saga: Saga, order: Any, position_quantity: int) -> None:
-        entry = self._book.get((saga.strategy, order.leg.instrument.instrument_token))
-        if entry is not None:
-            entry.quantity = position_quantity
+        self._book.fill((saga.strategy, order.leg.instrument.instrument_token),
+                        position_quantity)
 
     def _book_settle(self, saga: Saga) -> None:
-        for leg in saga.legs:
-            key = (saga.strategy, leg.instrument.instrument_token)
-            entry = self._book.get(key)
-            if entry is None:
-                continue
-            if entry.quantity == 0:
-                self._book_remove(key)
-                continue
-            if entry.status is BookStatus.OPENING:
-                opens = [o for o in saga.orders if o.role is Role.OPEN and o.leg is leg]
-                price = opens[-1].average_price if opens else 0
-                entry.plan = ExitPlan.compile(entry.rules, entry.instrument, entry.product,
-                                              entry.quantity > 0, max(price, 1))
-                entry.peak = entry.plan.entry
-            elif entry.status is BookStatus.EXITING:
-                self._exiting -= 1
-            entry.status = BookStatus.OPEN
+        self._book.settle(saga)
 
     # -- deadlines -------------------------------------------------------------------
 

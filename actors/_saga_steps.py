@@ -34,7 +34,6 @@ from messages import (
 )
 
 if TYPE_CHECKING:
-    from actors._exits import BookEntry
     from actors.config import EngineConfig
 
 __all__ = ["SagaSteps"]
@@ -57,7 +56,6 @@ class SagaSteps:
     _me: Inbox
     _sagas: dict[str, Saga]
     _by_tag: dict[str, tuple[Saga, LegOrder]]
-    _book: dict[tuple[str, int], BookEntry]
     _stats: dict[str, int]
 
     if TYPE_CHECKING:  # provided by OrderActor
