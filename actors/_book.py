@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+
 from actors._exits import ExitPlan
 from actors._saga import Role, Saga
 from messages import ExitRules, Instrument, Product
