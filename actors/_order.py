@@ -171,7 +171,8 @@ class OrderActor(SagaSteps, EngineActor):
             self.unhandled(message)
             return None
         handler(message)
-        self.snapshot.publish(self._build())
+        if self.publish_due():
+            self.snapshot.publish(self._build())
         return None
 
     def _build(self) -> OrdersSnapshot:

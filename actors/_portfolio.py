@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Mapping
 from typing import Any
 
+import immutables
 import structlog
 
 from actors._base import EngineActor
@@ -76,8 +77,7 @@ class PortfolioSnapshot:
     charges: int
     unrealised: int
     fills_applied: int
-    positions: MappingProxyType[PositionKey, PositionView] = field(
-        default_factory=lambda: MappingProxyType({}))
+    positions: Mapping[PositionKey, PositionView] = field(default_factory=immutables.Map)
 
     @property
     def conservation_error(self) -> int:
@@ -140,7 +140,7 @@ class PortfolioActor(EngineActor):
         self._cash = initial_cash.paise
         self._reservations: dict[str, int] = {}
         self._positions: dict[PositionKey, _Position] = {}
-        self._views: dict[PositionKey, PositionView] = {}
+        self._views: immutables.Map[PositionKey, PositionView] = immutables.Map()
         self._by_token: dict[int, set[PositionKey]] = {}
         self._marks: dict[int, int] = {}
         self._applied: set[str] = set()
@@ -154,11 +154,10 @@ class PortfolioActor(EngineActor):
         self._charges = 0
         self._unrealised = 0
         self._pos_unrealised: dict[PositionKey, int] = {}
-        self._views_dirty = False
-        self._views_frozen: MappingProxyType[PositionKey, PositionView] = MappingProxyType({})
         self._loss_limit = daily_loss_limit.paise
         self._control = trading_control
         self._price_source = price_source
+        self._dirty = False
         self._halt_sent = False
         self.snapshot: Published[PortfolioSnapshot] = Published(self._build())
 
@@ -169,15 +168,15 @@ class PortfolioActor(EngineActor):
             self._apply(message)
         elif isinstance(message, PricesUpdated):
             self._mark(message)
-            return None
         elif isinstance(message, ReserveCash):
             self._reserve(message)
         elif isinstance(message, ReleaseCash):
             self._release(message)
         else:
             self.unhandled(message)
-            return None
-        self._publish()
+        if self._dirty and self.publish_due():
+            self.snapshot.publish(self._build())
+            self._dirty = False
         return None
 
     def _reserve(self, msg: ReserveCash) -> None:
@@ -188,12 +187,14 @@ class PortfolioActor(EngineActor):
         self._cash -= amount
         self._reserved += amount
         self._reservations[msg.saga_id] = self._reservations.get(msg.saga_id, 0) + amount
+        self._changed()
         _reply(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
 
     def _release(self, msg: ReleaseCash) -> None:
         amount = self._reservations.pop(msg.saga_id, 0)
         self._reserved -= amount
         self._cash += amount
+        self._changed()
         _reply(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
 
     def _take(self, saga_id: str, amount: int) -> None:
@@ -252,10 +253,10 @@ class PortfolioActor(EngineActor):
         self._charges += pos.charges - before[2]
         self._margin += pos.margin - before[3]
         self._fill_count += 1
-        self._views[key] = PositionView(key[0], key[1], pos.quantity, pos.cost, pos.realised,
-                                        pos.charges, pos.margin)
-        self._views_dirty = True
+        self._views = self._views.set(key, PositionView(
+            key[0], key[1], pos.quantity, pos.cost, pos.realised, pos.charges, pos.margin))
         self._revalue(key, pos)
+        self._changed()
         _reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id, pos.quantity,
                                          Money(pos.realised - before[1])))
 
@@ -281,7 +282,7 @@ class PortfolioActor(EngineActor):
                     self._revalue(key, self._positions[key])
                 changed = True
         if changed:
-            self._publish()
+            self._changed()
         self._ack_prices()
 
     def _ack_prices(self) -> None:
@@ -291,9 +292,6 @@ class PortfolioActor(EngineActor):
     # -- publication ---------------------------------------------------------
 
     def _build(self) -> PortfolioSnapshot:
-        if self._views_dirty:
-            self._views_frozen = MappingProxyType(dict(self._views))
-            self._views_dirty = False
         return PortfolioSnapshot(
             initial_cash=self._initial,
             cash=self._cash,
@@ -304,16 +302,16 @@ class PortfolioActor(EngineActor):
             charges=self._charges,
             unrealised=self._unrealised,
             fills_applied=self._fill_count,
-            positions=self._views_frozen,
+            positions=self._views,
         )
 
-    def _publish(self) -> None:
-        snap = self._build()
-        self.snapshot.publish(snap)
+    def _changed(self) -> None:
+        self._dirty = True
+        net = self._realised + self._unrealised - self._charges
         if (not self._halt_sent and self._control is not None and self._loss_limit > 0
-                and snap.net_pnl <= -self._loss_limit):
+                and net <= -self._loss_limit):
             self._halt_sent = True
-            loss = Money(-snap.net_pnl)
+            loss = Money(-net)
             _log.warning("daily_loss_limit", loss=str(loss), limit=str(Money(self._loss_limit)))
             self._control.tell(SetTradingState(
                 TradingState.HALTED, f"daily loss {loss} reached the limit "

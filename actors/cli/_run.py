@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -15,7 +15,8 @@ from typing import Any, TextIO
 import structlog
 
 from actors._system import Engine
-from actors.config import Config, load_config, state_dir
+from actors.config import Config, ConfigError, load_config, state_dir
+from actors.config._load import STATE_DIR_ALIAS
 from actors.log import configure_logging
 from messages import Money
 
@@ -57,17 +58,33 @@ def add_run_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+_FLAG_KEYS = {"speed": "KITESAGA_MARKET_SPEED", "seed": "KITESAGA_MARKET_SEED",
+              "state_dir": "KITESAGA_ENGINE_STATE_DIR"}
+
+
 def _configure(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
-    market = config.market
-    if args.speed is not None:
-        market = dataclasses.replace(market, speed=args.speed)
-    if args.seed is not None:
-        market = dataclasses.replace(market, seed=args.seed)
-    engine = config.engine
+    """The configuration: file, then environment, then flags — all validated alike.
+
+    Flags go through the loader as environment overrides, so a flag's value
+    meets the same checks as the key it sets; errors name the flag.
+    """
+    env = dict(os.environ)
+    flags: dict[str, str] = {}
+    for attr, var in _FLAG_KEYS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            env[var] = str(value)
+            flags[var] = "--" + attr.replace("_", "-")
     if args.state_dir is not None:
-        engine = dataclasses.replace(engine, state_dir=str(args.state_dir))
-    return dataclasses.replace(config, market=market, engine=engine)
+        env.pop(STATE_DIR_ALIAS, None)
+    try:
+        return load_config(args.config, env)
+    except ConfigError as exc:
+        renamed = []
+        for line in exc.problems:
+            source, sep, rest = line.partition(": ")
+            renamed.append(f"{flags.get(source, source)}{sep}{rest}")
+        raise ConfigError(renamed) from None
 
 
 def summary(engine: Engine, drained: bool) -> dict[str, Any]:

@@ -129,7 +129,8 @@ def _default_underlyings() -> tuple[UnderlyingConfig, ...]:
 class MarketConfig:
     """The built-in simulated NSE market."""
 
-    speed: float = field(default=1.0, metadata=_m("simulated seconds per wall second", **_POS))
+    speed: float = field(default=1.0, metadata=_m("simulated seconds per wall second",
+                                                  gt=0, le=10_000))
     seed: int = field(default=1, metadata=_m("random seed: same seed, same market", ge=0))
     tick_interval_s: float = field(default=1.0, metadata=_m(
         "simulated seconds between ticks of each instrument", **_POS))
