@@ -100,21 +100,6 @@ class EngineActor(pykka.ThreadingActor):
         for ref in pykka.ActorRegistry.get_by_class_name("SupervisorActor"):
             ref.tell(ActorFailed(name, repr(exception_value)))
 
-    publish_every = 64
-    """A busy actor republishes its snapshot at least once per this many messages."""
-
-    _since_publish = 0
-
-    def publish_due(self) -> bool:
-        """True when the actor should republish its snapshot now: its inbox is
-        empty (readers see the state as of the last message) or it has handled
-        ``publish_every`` messages since it last published."""
-        self._since_publish += 1
-        if self._since_publish >= self.publish_every or self.actor_inbox.empty():
-            self._since_publish = 0
-            return True
-        return False
-
     def unhandled(self, message: Any) -> None:
         """Log a message nobody handles (a wiring bug) instead of dropping it silently."""
         _log.warning("unhandled_message", actor=type(self).__name__,

@@ -171,8 +171,7 @@ class OrderActor(SagaSteps, EngineActor):
             self.unhandled(message)
             return None
         handler(message)
-        if self.publish_due():
-            self.snapshot.publish(self._build())
+        self.snapshot.publish(self._build())
         return None
 
     def _build(self) -> OrdersSnapshot:

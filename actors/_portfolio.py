@@ -174,7 +174,7 @@ class PortfolioActor(EngineActor):
             self._release(message)
         else:
             self.unhandled(message)
-        if self._dirty and self.publish_due():
+        if self._dirty:
             self.snapshot.publish(self._build())
             self._dirty = False
         return None
