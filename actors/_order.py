@@ -130,6 +130,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False
+        self._outbox: list[tuple[Inbox, Any]] = []
         self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
         self._counter = 0
         self._deadlines: list[tuple[float, int, str]] = []
@@ -172,6 +173,10 @@ class OrderActor(SagaSteps, EngineActor):
             return None
         handler(message)
         self.snapshot.publish(self._build())
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            for to, event in outbox:
+                to.tell(event)
         return None
 
     def _build(self) -> OrdersSnapshot:
@@ -181,10 +186,12 @@ class OrderActor(SagaSteps, EngineActor):
                               MappingProxyType(dict(self._stats)))
 
     def _emit(self, saga: Saga | None, event: Any) -> None:
+        """Queue ``event`` for the saga's reply address and every listener; sent
+        after this message's snapshot is published."""
         if saga is not None and saga.reply_to is not None:
-            saga.reply_to.tell(event)
+            self._outbox.append((saga.reply_to, event))
         for listener in self._listeners:
-            listener.tell(event)
+            self._outbox.append((listener, event))
 
     # -- entries -------------------------------------------------------------------
 
@@ -192,9 +199,9 @@ class OrderActor(SagaSteps, EngineActor):
         self._stats["sagas_refused"] += 1
         event = SagaRefused(strategy, kind, reason[:500])
         if to is not None:
-            to.tell(event)
+            self._outbox.append((to, event))
         for listener in self._listeners:
-            listener.tell(event)
+            self._outbox.append((listener, event))
 
     def _entry_problem(self, msg: SubmitEntry) -> str | None:
         if self._draining:

@@ -158,6 +158,7 @@ class PortfolioActor(EngineActor):
         self._control = trading_control
         self._price_source = price_source
         self._dirty = False
+        self._outbox: list[tuple[Inbox, Any]] = []
         self._halt_sent = False
         self.snapshot: Published[PortfolioSnapshot] = Published(self._build())
 
@@ -177,25 +178,34 @@ class PortfolioActor(EngineActor):
         if self._dirty:
             self.snapshot.publish(self._build())
             self._dirty = False
+        outbox, self._outbox = self._outbox, []
+        for to, reply in outbox:
+            to.tell(reply)
         return None
+
+    def _reply(self, to: Inbox | None, message: Any) -> None:
+        """Answer after the snapshot is published: whoever gets a reply can read
+        a snapshot that already includes it."""
+        if to is not None:
+            self._outbox.append((to, message))
 
     def _reserve(self, msg: ReserveCash) -> None:
         amount = msg.amount.paise
         if amount > self._cash:
-            _reply(msg.reply_to, CashRefused(msg.saga_id, msg.amount, Money(self._cash)))
+            self._reply(msg.reply_to, CashRefused(msg.saga_id, msg.amount, Money(self._cash)))
             return
         self._cash -= amount
         self._reserved += amount
         self._reservations[msg.saga_id] = self._reservations.get(msg.saga_id, 0) + amount
         self._changed()
-        _reply(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
+        self._reply(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
 
     def _release(self, msg: ReleaseCash) -> None:
         amount = self._reservations.pop(msg.saga_id, 0)
         self._reserved -= amount
         self._cash += amount
         self._changed()
-        _reply(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
+        self._reply(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
 
     def _take(self, saga_id: str, amount: int) -> None:
         """Pay ``amount`` from the saga's reservation first, then free cash."""
@@ -211,7 +221,7 @@ class PortfolioActor(EngineActor):
         key = (msg.strategy, fill.instrument_token)
         if fill.fill_id in self._applied:
             pos = self._positions.get(key)
-            _reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id,
+            self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id,
                                              pos.quantity if pos else 0, Money(0), True))
             return
         self._remember(fill.fill_id)
@@ -257,7 +267,7 @@ class PortfolioActor(EngineActor):
             key[0], key[1], pos.quantity, pos.cost, pos.realised, pos.charges, pos.margin))
         self._revalue(key, pos)
         self._changed()
-        _reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id, pos.quantity,
+        self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id, pos.quantity,
                                          Money(pos.realised - before[1])))
 
     def _remember(self, fill_id: str) -> None:
@@ -318,6 +328,3 @@ class PortfolioActor(EngineActor):
                                      f"{Money(self._loss_limit)}"))
 
 
-def _reply(to: Inbox | None, message: Any) -> None:
-    if to is not None:
-        to.tell(message)
