@@ -144,7 +144,7 @@ class OrderActor(SagaSteps, EngineActor):
                                                       m.position_quantity),
             PermitGranted: lambda m: self._permit(m.request_id),
             PermitRefused: lambda m: self._permit_refused(m.request_id, m.reason),
-            OrderPlaced: lambda m: self._placed(m.tag, m.broker_order_id),
+            OrderPlaced: lambda m: self._placed(m.tag, m.broker_order_id, m.state),
             OrderRejected: lambda m: self._rejected(m.tag, m.reason),
             OrderOutcomeUnknown: lambda m: self._unknown(m.tag, m.reason),
             OrdersFound: lambda m: self._found(m.tag, m.orders),

@@ -222,7 +222,8 @@ class PortfolioActor(EngineActor):
         if fill.fill_id in self._applied:
             pos = self._positions.get(key)
             self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id,
-                                             pos.quantity if pos else 0, Money(0), True))
+                                                  pos.quantity if pos else 0, Money(0), True,
+                                                  self._release_rest(msg)))
             return
         self._remember(fill.fill_id)
         pos = self._positions.get(key)
@@ -268,7 +269,17 @@ class PortfolioActor(EngineActor):
         self._revalue(key, pos)
         self._changed()
         self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id, pos.quantity,
-                                         Money(pos.realised - before[1])))
+                                              Money(pos.realised - before[1]),
+                                              released=self._release_rest(msg)))
+
+    def _release_rest(self, msg: ApplyFill) -> Money | None:
+        if not msg.release_rest:
+            return None
+        amount = self._reservations.pop(msg.saga_id, 0)
+        self._reserved -= amount
+        self._cash += amount
+        self._changed()
+        return Money(amount)
 
     def _remember(self, fill_id: str) -> None:
         self._applied.add(fill_id)

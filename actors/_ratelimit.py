@@ -246,7 +246,10 @@ class RateLimitActor(EngineActor):
         for window in lane.windows:
             window.grants.append(now)
         lane.granted += 1
-        _answer(message, PermitGranted(message.request_id, message.endpoint))
+        if message.then is not None and message.then_to is not None:
+            _deliver(message)
+        else:
+            _answer(message, PermitGranted(message.request_id, message.endpoint))
         if lane.daily:
             self._orders_today += 1
             if self._orders_today == self._per_day:
@@ -299,6 +302,15 @@ class RateLimitActor(EngineActor):
             unknown_messages=self._unknown,
             throttled_reports=self._throttled,
         )
+
+
+def _deliver(request: RequestPermit) -> None:
+    """Make the permitted call: deliver ``request.then`` to ``request.then_to``."""
+    try:
+        request.then_to.tell(request.then)  # type: ignore[union-attr]
+    except pykka.ActorDeadError:
+        _log.warning("permitted_call_target_dead", request_id=request.request_id,
+                     endpoint=request.endpoint.value)
 
 
 def _answer(request: RequestPermit, answer: PermitGranted | PermitRefused) -> None:

@@ -63,7 +63,7 @@ class LegOrder:
     """One broker order of a saga and everything learnt about it."""
 
     __slots__ = ("attempt", "broker_order_id", "cancel_sent", "fill_value", "filled", "index",
-                 "leg", "placed",
+                 "leg",
         "polls", "role", "seen", "tag", "terminal", "unknown")
 
     def __init__(self, index: int, role: Role, leg: OrderLeg, tag: str, attempt: int) -> None:
@@ -80,7 +80,6 @@ class LegOrder:
         self.cancel_sent = False
         self.unknown = False
         self.polls = 0
-        self.placed = False
 
     def take_new(self, fills: tuple[Fill, ...]) -> list[Fill]:
         """The fills not seen before for this order (each one exactly once)."""
@@ -116,6 +115,7 @@ class Saga:
         "pending_fills",
         "realised",
         "reason",
+        "release_sent",
         "reply_to",
         "rules",
         "saga_id",
@@ -148,6 +148,7 @@ class Saga:
         self.outcome: SagaOutcome | None = None
         self.tick_ts: object = None
         self.unacked = 0
+        self.release_sent = False
         self.pending_fills: dict[str, LegOrder] = {}
 
     def new_order(self, index: int, role: Role, leg: OrderLeg, attempt: int = 0) -> LegOrder:

@@ -22,6 +22,7 @@ from messages import (
     OrderLeg,
     OrderRequest,
     OrderState,
+    OrderStatus,
     OrderType,
     PlaceOrder,
     Priority,
@@ -70,31 +71,25 @@ class SagaSteps:
     # -- placing ---------------------------------------------------------------
 
     def _place(self, saga: Saga, index: int, role: Role, leg: OrderLeg, attempt: int = 0) -> None:
+        """Place one order, once: the permit's grant delivers PlaceOrder to the gateway."""
         order = saga.new_order(index, role, leg, attempt)
         self._by_tag[order.tag] = (saga, order)
-        saga.step = f"PERMIT {order.tag}"
+        saga.step = f"PLACING {order.tag}"
         lane = Priority.ENTRY if role is Role.OPEN else Priority.EXIT
-        self._limiter.tell(RequestPermit(order.tag, EndpointClass.ORDERS, lane, self._me))
+        self._stats["orders"] += 1
+        self._limiter.tell(RequestPermit(
+            order.tag, EndpointClass.ORDERS, lane, self._me,
+            then=PlaceOrder(OrderRequest(order.tag, order.leg), self._me),
+            then_to=self._gateway))
+        self._arm(saga, self._config.fill_timeout_s)
 
     def _permit(self, request_id: str) -> None:
         tag, _, purpose = request_id.partition(":")
         found = self._by_tag.get(tag)
         if found is None:
             return
-        saga, order = found
-        if purpose == "" and saga.reason == CANCELLED_BY_REQUEST and order.role is Role.OPEN:
-            self._order_failed(saga, order, CANCELLED_BY_REQUEST)
-        elif purpose == "":
-            if order.placed:
-                self._stats["invariant_violations"] += 1
-                _log.error("second_placement_refused", saga=saga.saga_id, tag=order.tag)
-                return
-            order.placed = True
-            self._gateway.tell(PlaceOrder(OrderRequest(order.tag, order.leg), self._me))
-            self._stats["orders"] += 1
-            saga.step = f"PLACING {order.tag}"
-            self._arm(saga, self._config.fill_timeout_s)
-        elif purpose == "c" and order.broker_order_id is not None:
+        order = found[1]
+        if purpose == "c" and order.broker_order_id is not None:
             self._gateway.tell(CancelBrokerOrder(order.broker_order_id, order.tag, self._me))
         elif purpose == "q" and order.broker_order_id is not None:
             self._gateway.tell(QueryOrder(order.broker_order_id, order.tag, self._me))
@@ -109,18 +104,25 @@ class SagaSteps:
         saga, order = found
         if purpose == "":
             order.terminal = None
+            self._stats["orders"] -= 1
             self._order_failed(saga, order, f"no rate-limit permit: {reason}")
         else:
             self._arm(saga, self._config.poll_interval_s)
 
     # -- broker answers ------------------------------------------------------------
 
-    def _placed(self, tag: str, broker_order_id: str) -> None:
+    def _placed(self, tag: str, broker_order_id: str, state: OrderState | None) -> None:
         found = self._by_tag.get(tag)
-        if found is not None:
-            saga, order = found
-            order.broker_order_id = order.broker_order_id or broker_order_id
-            saga.step = f"WORKING {tag}"
+        if found is None:
+            return
+        saga, order = found
+        order.broker_order_id = order.broker_order_id or broker_order_id
+        saga.step = f"WORKING {tag}"
+        if state is not None:
+            self._updated(state)
+        if (saga.reason == CANCELLED_BY_REQUEST and order.terminal is None
+                and order.role is Role.OPEN):
+            self._timed_out(saga)
 
     def _rejected(self, tag: str, reason: str) -> None:
         found = self._by_tag.get(tag)
@@ -164,14 +166,21 @@ class SagaSteps:
         saga, order = found
         if order.broker_order_id is None:
             order.broker_order_id = state.broker_order_id
-        for fill in order.take_new(state.fills):
+        new = order.take_new(state.fills)
+        last_fill_of_saga = (
+            state.status is OrderStatus.COMPLETE and order.role is Role.OPEN
+            and order.index == len(saga.legs) - 1 and order.filled == order.leg.quantity
+            and saga.reason != CANCELLED_BY_REQUEST)
+        for i, fill in enumerate(new):
             saga.charges += fill.charges.paise
             margin = saga.margins.get(fill.instrument_token, 0) if order.role is Role.OPEN else 0
             self._stats["fills"] += 1
             saga.unacked += 1
             saga.pending_fills[fill.fill_id] = order
+            release = last_fill_of_saga and i == len(new) - 1
+            saga.release_sent = saga.release_sent or release
             self._portfolio.tell(ApplyFill(saga.saga_id, saga.strategy, fill, Money(margin),
-                                           self._me))
+                                           self._me, release))
             saga.step = f"APPLYING {order.tag}"
         if state.status.is_terminal and order.terminal is None:
             order.terminal = state.status
@@ -288,6 +297,9 @@ class SagaSteps:
                     order.attempt + 1)
 
     def _release(self, saga: Saga, outcome: SagaOutcome) -> None:
+        if saga.release_sent:  # the last ApplyFill released the reservation already
+            self._finish(saga, outcome)
+            return
         saga.outcome = outcome
         saga.step = "RELEASING"
         self._portfolio.tell(ReleaseCash(saga.saga_id, self._me))

@@ -28,7 +28,7 @@ _REGISTRY: dict[str, type] = {
     and obj.__module__ == module.__name__
 }
 _HINTS: dict[type, dict[str, Any]] = {}
-_TRANSIENT = frozenset({"reply_to"})
+_TRANSIENT = frozenset({"reply_to", "then", "then_to"})
 
 
 def _encode(value: Any) -> Any:

@@ -220,7 +220,9 @@ class ApplyFill:
     """Book ``fill`` for ``strategy``, paying from saga ``saga_id``'s reservation.
 
     Opening a short moves ``margin`` (per unit) from the reservation to the
-    position's blocked margin. A fill already applied is ignored.
+    position's blocked margin. A fill already applied is ignored. With
+    ``release_rest`` (the saga's last fill) the rest of the reservation is
+    released too, as ReleaseCash would.
     """
 
     saga_id: str
@@ -228,6 +230,7 @@ class ApplyFill:
     fill: Fill
     short_margin_per_unit: Money = Money(0)
     reply_to: Inbox | None = _reply()
+    release_rest: bool = False
 
     def __post_init__(self) -> None:
         require_text("saga_id", self.saga_id, max_len=8)
@@ -248,16 +251,22 @@ class RequestPermit:
     """Ask for one call's permit in ``endpoint``'s budget, in ``priority``'s lane.
 
     Answered with PermitGranted when the call's slot comes (never refused
-    except by the daily order budget, with PermitRefused).
+    except by the daily order budget, with PermitRefused). With ``then``, the
+    grant instead delivers that call to ``then_to`` (one hop instead of two);
+    a refusal still goes to ``reply_to``.
     """
 
     request_id: str
     endpoint: EndpointClass
     priority: Priority
     reply_to: Inbox | None = _reply()
+    then: PlaceOrder | None = field(default=None, compare=False, repr=False)
+    then_to: Inbox | None = _reply()
 
     def __post_init__(self) -> None:
         require_text("request_id", self.request_id)
+        if (self.then is None) != (self.then_to is None):
+            raise ValueError(f"then: needs then_to and the reverse, got then={self.then!r}")
         object.__setattr__(self, "endpoint", require_enum("endpoint", self.endpoint,
                                                           EndpointClass))
         object.__setattr__(self, "priority", require_enum("priority", self.priority, Priority))

@@ -104,13 +104,15 @@ class CashReleased:
 
 @dataclass(frozen=True, slots=True)
 class FillApplied:
-    """The portfolio booked fill ``fill_id`` (or had already: ``duplicate``)."""
+    """The portfolio booked fill ``fill_id`` (or had already: ``duplicate``);
+    ``released`` is what went back to free cash when the fill asked for it."""
 
     saga_id: str
     fill_id: str
     position_quantity: int
     realised: Money
     duplicate: bool = False
+    released: Money | None = None
 
     def __post_init__(self) -> None:
         _saga(self.saga_id)
@@ -182,15 +184,20 @@ class PriceRejected:
 class OrderPlaced:
     """The broker registered the order tagged ``tag`` as ``broker_order_id``.
 
-    Registration is no proof the exchange has it: its state comes later.
+    Registration is no proof the exchange has it. ``state``, when present, is
+    the order's first state (e.g. filled at once), saving a separate
+    OrderUpdated.
     """
 
     tag: str
     broker_order_id: str
+    state: OrderState | None = None
 
     def __post_init__(self) -> None:
         require_text("tag", self.tag, max_len=8)
         require_text("broker_order_id", self.broker_order_id)
+        if self.state is not None:
+            require_instance("state", self.state, OrderState)
 
 
 @dataclass(frozen=True, slots=True)

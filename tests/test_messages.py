@@ -151,3 +151,12 @@ def test_instrument_helpers() -> None:
     assert m.Side.SELL.opposite is m.Side.BUY and m.Side.SELL.sign == -1
     assert STATE.pending_quantity == 0 and FILL.value == m.Money(65 * 100_00)
     assert PRICE.age_seconds(NOW.replace(minute=1)) == 60.0
+
+
+def test_permit_with_a_call_needs_its_target() -> None:
+    call = m.PlaceOrder(m.OrderRequest("AB12CD0E", LEG))
+    with pytest.raises(ValueError, match="then: needs then_to"):
+        m.RequestPermit("x", m.EndpointClass.ORDERS, m.Priority.ENTRY, then=call)
+    request = m.RequestPermit("x", m.EndpointClass.ORDERS, m.Priority.ENTRY, then=call,
+                              then_to=object())  # type: ignore[arg-type]
+    assert "then" not in m.to_dict(request)

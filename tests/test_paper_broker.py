@@ -106,14 +106,17 @@ def test_market_order_is_placed_then_its_fill_pushed() -> None:
     assert snap.funds == rs("1000000") - fill.value - fill.charges
 
 
-def test_reply_comes_before_the_fill_push_to_the_same_inbox() -> None:
+def test_listener_gets_registration_and_first_state_in_one_message() -> None:
     inbox = Recorder()
     ref = PaperBrokerActor.start(build_engine(Config(), rng_seed=1), lambda: NOW, inbox)
     ref.tell(quote("100", "99.95", "100.05"))
     ref.tell(PlaceOrder(order("a1"), reply_to=inbox))
-    inbox.wait_for_kind(OrderUpdated)
-    kinds = [type(m) for m in inbox.messages]
-    assert kinds == [OrderPlaced, OrderUpdated]
+    [placed] = inbox.wait_for_kind(OrderPlaced)
+    assert placed.state is not None and placed.state.fills
+    assert placed.state.broker_order_id == placed.broker_order_id
+    ref.tell(PlaceOrder(order("a2"), reply_to=inbox))
+    inbox.wait_for_kind(OrderPlaced, 2)
+    assert not inbox.of(OrderUpdated)
 
 
 def test_no_price_is_rejected() -> None:

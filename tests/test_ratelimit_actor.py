@@ -333,3 +333,19 @@ def test_no_window_ever_holds_more_grants_than_its_budget(
     daily = [rid for rid in at if kinds[rid][0] is ORDERS
              and kinds[rid][1] in (Priority.ENTRY, Priority.READ)]
     assert len(daily) <= 12
+
+
+def test_a_permit_can_carry_its_call_to_the_target() -> None:
+    from messages import OrderLeg, OrderRequest, PlaceOrder
+    from tests.test_messages import CALL
+
+    limiter = RateLimitActor.start(RateLimitsConfig())
+    asker, gateway = Recorder(), Recorder()
+    try:
+        call = PlaceOrder(OrderRequest("AB12CD0E", OrderLeg(CALL, "BUY", 65)))
+        limiter.tell(RequestPermit("AB12CD0E", EndpointClass.ORDERS, Priority.ENTRY, asker,
+                                   then=call, then_to=gateway))
+        assert gateway.wait_for_kind(PlaceOrder) == [call]
+        assert asker.messages == []
+    finally:
+        limiter.stop()

@@ -161,6 +161,12 @@ class PaperBrokerActor(EngineActor):
         if result.outcome is PlaceOutcome.UNKNOWN:
             self._counts["unknown_outcomes"] += 1
             self._tell(message.reply_to, OrderOutcomeUnknown(request.tag, result.reason))
+        elif message.reply_to is not None and message.reply_to == self._listener:
+            # one message: the registration and the first state (often filled at once)
+            self._counts["fills"] += len(result.state.fills)
+            self._tell(message.reply_to, OrderPlaced(request.tag, result.state.broker_order_id,
+                                                     result.state))
+            return
         else:
             self._tell(message.reply_to, OrderPlaced(request.tag, result.state.broker_order_id))
         if result.state.fills:
