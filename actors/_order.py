@@ -61,6 +61,9 @@ __all__ = ["Drain", "OrderActor", "OrdersSnapshot"]
 
 _log = structlog.get_logger("kitesaga.orders")
 _HUNDRED = Decimal(100)
+ROUNDING_SLACK_PAISE = 6
+"""Per lot: charges are rounded per fill, so fills in parts may cost a few paise
+more than one fill of the whole; the reservation covers one paisa per component."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class OrderActor(SagaSteps, EngineActor):
     """Runs entry and exit sagas; the only actor that starts broker orders.
 
     Contract:
+    - A buy's price is capped (MARKET → LIMIT at ask + buffer) and its cash
+      reserved for the cap plus charges, so no fill ever draws on free cash.
     - An entry is refused (SagaRefused, nothing changed) when draining, when
       trading is not ACTIVE, outside the session, for an unknown instrument,
       when the same strategy already has an OPENING, OPEN or EXITING
@@ -108,7 +113,7 @@ class OrderActor(SagaSteps, EngineActor):
     def __init__(self, config: EngineConfig, portfolio: Inbox, gateway: Inbox, limiter: Inbox,
                  instruments: Callable[[int], Instrument], now: Callable[[], datetime],
                  entry_refusal: Callable[[datetime], str | None],
-                 brokerage_allowance: Money, listeners: tuple[Inbox, ...] = (),
+                 charges: Callable[[OrderLeg, int], int], listeners: tuple[Inbox, ...] = (),
                  price_source: Inbox | None = None) -> None:
         super().__init__()
         self._config = config
@@ -118,7 +123,7 @@ class OrderActor(SagaSteps, EngineActor):
         self._instrument = instruments
         self._now = now
         self._entry_refusal = entry_refusal
-        self._allowance = brokerage_allowance.paise
+        self._charges = charges
         self._buffer = config.reserve_buffer_pct
         self._margin_pct = config.short_margin_pct
         self._listeners = listeners
@@ -229,21 +234,44 @@ class OrderActor(SagaSteps, EngineActor):
                 return f"no price yet for {leg.instrument.tradingsymbol}"
         return None
 
-    def _estimate(self, saga: Saga) -> int:
+    def _capped(self, leg: OrderLeg) -> OrderLeg:
+        """A buy that could fill at any price becomes one with a price cap.
+
+        MARKET → LIMIT and SL-M → SL at the reference price (ask, or trigger)
+        plus ``reserve_buffer_pct``, rounded up to the tick: the fill can never
+        cost more than the cash reserved for it.
+        """
+        if leg.side is not Side.BUY or leg.order_type not in (OrderType.MARKET,
+                                                              OrderType.SL_M):
+            return leg
+        if leg.trigger_price is not None:
+            reference = leg.trigger_price.paise
+        else:
+            reference = self._prices[leg.instrument.instrument_token].fill_price(Side.BUY).paise
+        tick = leg.instrument.tick_size.paise
+        raw = int(Decimal(reference) * (_HUNDRED + self._buffer) / _HUNDRED)
+        cap = Money(-(-raw // tick) * tick)
+        kind = OrderType.LIMIT if leg.trigger_price is None else OrderType.SL
+        return OrderLeg(leg.instrument, leg.side, leg.quantity, kind, leg.product, cap,
+                        leg.trigger_price)
+
+    def _estimate(self, legs: tuple[OrderLeg, ...], margins: dict[int, int]) -> int:
+        """Cash to reserve: for a buy, its capped value and the charges on it; for a
+        short, its margin. A fill can then never draw on free cash."""
         total = 0
-        for leg in saga.legs:
+        for leg in legs:
             token = leg.instrument.instrument_token
-            price = leg.limit_price.paise if leg.limit_price is not None else \
-                self._prices[token].fill_price(leg.side).paise
-            value = leg.quantity * price
-            if leg.side is Side.BUY:
-                total += value + int(value * self._buffer / _HUNDRED)
+            if leg.side is Side.BUY and leg.limit_price is not None:
+                value = leg.quantity * leg.limit_price.paise
+                lots = leg.quantity // leg.instrument.lot_size
+                total += value + self._charges(leg, value) + lots * ROUNDING_SLACK_PAISE
             else:
+                price = leg.limit_price.paise if leg.limit_price is not None else \
+                    self._prices[token].fill_price(leg.side).paise
                 basis = leg.instrument.strike.paise if leg.instrument.strike else price
                 per_unit = int(basis * self._margin_pct / _HUNDRED)
-                saga.margins[token] = per_unit
+                margins[token] = per_unit
                 total += leg.quantity * per_unit
-            total += self._allowance
         return total
 
     def _on_entry(self, msg: SubmitEntry) -> None:
@@ -251,13 +279,22 @@ class OrderActor(SagaSteps, EngineActor):
         if problem is not None:
             self._refuse(msg.strategy, SagaKind.ENTRY, problem, msg.reply_to)
             return
-        saga = self._new_saga(SagaKind.ENTRY, msg.strategy, msg.legs, msg.exit_rules,
+        legs = tuple(self._capped(leg) for leg in msg.legs)
+        margins: dict[int, int] = {}
+        try:
+            amount = self._estimate(legs, margins)
+        except ValueError as exc:  # e.g. no charge rate in force for today
+            self._refuse(msg.strategy, SagaKind.ENTRY, f"cannot price the entry: {exc}",
+                         msg.reply_to)
+            return
+        saga = self._new_saga(SagaKind.ENTRY, msg.strategy, legs, msg.exit_rules,
                               msg.reply_to)
-        for leg in msg.legs:
+        saga.margins = margins
+        for leg in legs:
             self._book.open((msg.strategy, leg.instrument.instrument_token), leg.instrument,
                             leg.product, msg.exit_rules)
         saga.step = "RESERVING"
-        self._portfolio.tell(ReserveCash(saga.saga_id, Money(self._estimate(saga)), self._me))
+        self._portfolio.tell(ReserveCash(saga.saga_id, Money(amount), self._me))
 
     def _new_saga(self, kind: SagaKind, strategy: str, legs: tuple[Any, ...], rules: ExitRules,
                   reply_to: Inbox | None) -> Saga:

@@ -18,7 +18,13 @@ from actors._price import PriceActor
 from actors._published import Published
 from actors._ratelimit import RateLimitActor
 from actors._sync import SyncActor
-from actors.broker import BrokerSnapshot, ChargeSchedule, MatchingEngine, PaperBrokerActor
+from actors.broker import (
+    BrokerSnapshot,
+    ChargeSchedule,
+    MatchingEngine,
+    PaperBrokerActor,
+    segment_for,
+)
 from actors.config import Config
 from actors.market import (
     IST,
@@ -35,7 +41,15 @@ from actors.strategy import (
     StrategyContext,
     StrategyHostActor,
 )
-from messages import ExitRules, Inbox, Money, SetTradingState, Subscribe, TradingState
+from messages import (
+    ExitRules,
+    Inbox,
+    Money,
+    OrderLeg,
+    SetTradingState,
+    Subscribe,
+    TradingState,
+)
 
 __all__ = ["Engine", "SupervisorActor"]
 
@@ -134,11 +148,18 @@ class Engine:
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
             orders_box, price_source=self.prices)
         self.sync = self._start(SyncActor, cfg.engine.mode)
-        flat = max((r.brokerage_flat_rupees for r in cfg.charges.rates), default=0)
+        schedule = ChargeSchedule(cfg.charges)
+        clock = self.clock
+
+        def charges(leg: OrderLeg, turnover: int) -> int:
+            segment = segment_for(leg.instrument, leg.product)
+            return schedule.charges(clock.now().date(), segment, leg.side, Money(turnover),
+                                    True).total.paise
+
         self.orders = self._start(
             OrderActor, cfg.engine, self.portfolio, broker_box, self.limiter,
             self.instruments.get, self.clock.now, self.calendar.entry_refusal,
-            Money.from_rupees(flat * 2), self._listeners, price_source=self.prices)
+            charges, self._listeners, price_source=self.prices)
         orders_box.target = self.orders
         self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now, self.orders)
         broker_box.target = self.broker

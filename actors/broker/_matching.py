@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from actors.broker._account import BrokerAccount
 from actors.broker._charges import ChargeSchedule, segment_for
+from actors.broker._crossing import crossing_price, triggered
 from actors.config._schema import PaperConfig
 from messages import (
     Fill,
@@ -122,10 +123,6 @@ def _ist_date(now: datetime) -> date:
     return now.astimezone(IST).date()
 
 
-def _triggered(side: Side, trigger: Money, last: Money) -> bool:
-    return last >= trigger if side is Side.BUY else last <= trigger
-
-
 def _check_ratio(name: str, value: Decimal) -> None:
     if not isinstance(value, Decimal) or not value.is_finite() or not 0 <= value <= 1:
         raise ValueError(f"paper.{name}: must be a Decimal in [0, 1], got {value!r}")
@@ -141,9 +138,10 @@ class MatchingEngine:
     * ``place`` rejects an order with no known price, a stop whose trigger the
       last price has already crossed, or a need above ``available``. Then it
       draws faults in order from the seeded generator: reject, unknown outcome,
-      stuck (OPEN PENDING until cancelled, never fills), partial (a MARKET
-      order of two lots or more fills 1..lots-1 lots now; the rest rests as a
-      LIMIT at that fill price and fills on a later price that crosses it).
+      stuck (OPEN PENDING until cancelled, never fills), partial (a MARKET or
+      marketable LIMIT order of two lots or more fills 1..lots-1 lots now; the
+      rest rests as a LIMIT — a MARKET one at that fill price — and fills on a
+      later price that crosses it).
     * MARKET fills at ask (buy) / bid (sell), or last without a quote, worsened
       by ``slippage_bps`` and rounded to the tick away from the trader (buys
       up, sells down, never below one tick). LIMIT fills when the quote
@@ -204,7 +202,7 @@ class MatchingEngine:
         if price.instrument_token != instrument.instrument_token:
             raise ValueError(f"price: token {price.instrument_token} is not that of "
                              f"{instrument.key} ({instrument.instrument_token})")
-        if leg.trigger_price is not None and _triggered(leg.side, leg.trigger_price, price.last):
+        if leg.trigger_price is not None and triggered(leg.side, leg.trigger_price, price.last):
             return self._refuse(request, f"trigger price {leg.trigger_price} of a stop-loss "
                                          f"{leg.side.value} order is already crossed by the "
                                          f"last price {price.last}")
@@ -233,12 +231,13 @@ class MatchingEngine:
         elif leg.order_type in (OrderType.SL, OrderType.SL_M):
             order.status = OrderStatus.TRIGGER_PENDING
             self._rest(order)
-        elif partial and leg.order_type is OrderType.MARKET and leg.quantity > \
-                instrument.lot_size:
+        elif partial and leg.quantity > instrument.lot_size and \
+                (crossing := crossing_price(leg, price)) is not None:
             lots = self._rng.randint(1, leg.quantity // instrument.lot_size - 1)
-            fill_price = self._market_price(instrument, leg.side, price)
-            self._fill(order, lots * instrument.lot_size, fill_price, now)
-            order.working_type, order.limit = OrderType.LIMIT, fill_price
+            if leg.order_type is OrderType.MARKET:
+                crossing = self._market_price(instrument, leg.side, price)
+                order.working_type, order.limit = OrderType.LIMIT, crossing
+            self._fill(order, lots * instrument.lot_size, crossing, now)
             self._rest(order)
         else:
             self._rest(order)
@@ -323,7 +322,7 @@ class MatchingEngine:
         leg = order.leg
         changed = False
         if order.status is OrderStatus.TRIGGER_PENDING:
-            if leg.trigger_price is None or not _triggered(leg.side, leg.trigger_price,
+            if leg.trigger_price is None or not triggered(leg.side, leg.trigger_price,
                                                            price.last):
                 return False
             order.status = OrderStatus.OPEN
