@@ -80,8 +80,11 @@ class SupervisorActor(EngineActor):
             _log.error("trading_halted_actor_failed", actor=message.actor, error=message.error)
             self.failures.publish(Failures((*self.failures.latest().items, message)))
             if self.orders is not None and message.actor != "OrderActor":
-                self.orders.tell(SetTradingState(
-                    TradingState.HALTED, f"{message.actor} failed: {message.error}"[:200]))
+                try:
+                    self.orders.tell(SetTradingState(
+                        TradingState.HALTED, f"{message.actor} failed: {message.error}"[:200]))
+                except pykka.ActorDeadError:
+                    _log.error("trading_halted_order_actor_dead", actor=message.actor)
         elif isinstance(message, _Orders):
             self.orders = message.ref
         else:
@@ -234,10 +237,10 @@ class Engine:
 
     def stop(self, drain: bool = True) -> bool:
         """Drain (optionally) and stop every actor, feed first. True if drained cleanly."""
-        drained = True
+        drained = self.orders.is_alive()
         if self._run_feed and hasattr(self, "feed"):
             self.feed.stop()
-        if drain and self.orders.is_alive():
+        if drain and drained:
             drained = self.drain()
         for ref in reversed(self._refs):
             if ref.is_alive():

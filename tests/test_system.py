@@ -157,3 +157,24 @@ def test_main_engine_trades_with_strategies_and_feed() -> None:
         pykka.ActorRegistry.stop_all()
     snap = engine.portfolio_snapshot
     assert snap.conservation_error == 0 and snap.fills_applied >= 2
+
+
+def test_a_cascade_of_failures_is_published_and_the_stop_reports_not_drained() -> None:
+    from messages import ReserveCash, SubmitExit
+
+    with running() as h:
+        call = h.option()
+        h.quote(call, 150_00)
+        h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        h.events.wait_for_kind(SagaCompleted)
+        h.engine.portfolio.tell(ReserveCash("ZZ", Money(1), ExplodingInbox()))
+        wait_until(lambda: len(h.engine.failures()) == 1, what="portfolio failure published")
+        h.submit(SubmitExit("t", call.instrument_token, "after the portfolio died"))
+        wait_until(lambda: len(h.engine.failures()) == 2, what="order actor failure published")
+        h.engine.prices.tell(Subscribe("broken", frozenset(), ExplodingInbox()))
+        h.quote(call, 151_00, age=0.5)
+        wait_until(lambda: len(h.engine.failures()) == 3, what="supervisor still reports")
+        assert [f.actor for f in h.engine.failures()] == [
+            "PortfolioActor", "OrderActor", "PriceActor"]
+        assert h.engine.supervisor.is_alive()
+        assert h.engine.stop(drain=True) is False
