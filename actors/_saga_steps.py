@@ -324,6 +324,8 @@ class SagaSteps:
         else:
             self._stats["sagas_compensated"] += 1
             cost = saga.charges - saga.realised if saga.kind is SagaKind.ENTRY else 0
+            _log.warning("saga_compensated", saga=saga.saga_id, kind=saga.kind.value,
+                         strategy=saga.strategy, reason=saga.reason, realised_cost=cost)
             event = SagaCompensated(saga.saga_id, saga.kind, saga.reason or "compensated",
                                     Money(cost))
         self._emit(saga, event)
