@@ -12,6 +12,7 @@ import structlog
 
 from actors._base import EngineActor
 from actors._published import Published
+from actors.config import EngineConfig
 from messages import (
     ApplyFill,
     CashRefused,
@@ -133,7 +134,8 @@ class PortfolioActor(EngineActor):
     """
 
     def __init__(self, initial_cash: Money, daily_loss_limit: Money,
-                 trading_control: Inbox | None = None, dedupe_window: int = 1_000_000,
+                 trading_control: Inbox | None = None,
+                 dedupe_window: int = EngineConfig().fill_dedupe_window,
                  price_source: Inbox | None = None) -> None:
         super().__init__()
         self._initial = initial_cash.paise

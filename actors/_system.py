@@ -149,7 +149,7 @@ class Engine:
         orders_box, broker_box = _Forward(), _Forward()
         self.portfolio = self._start(
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
-            orders_box, price_source=self.prices)
+            orders_box, cfg.engine.fill_dedupe_window, price_source=self.prices)
         self.sync = self._start(SyncActor, cfg.engine.mode)
         schedule = ChargeSchedule(cfg.charges)
         clock = self.clock

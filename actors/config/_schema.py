@@ -84,8 +84,10 @@ class EngineConfig:
         "margin for a short option, % of strike notional", gt=0, le=100))
     max_open_positions: int = field(default=2000, metadata=_m(
         "entries beyond this are refused", **_POS))
+    fill_dedupe_window: int = field(default=1_000_000, metadata=_m(
+        "fill ids the portfolio remembers to ignore a fill applied twice", **_POS))
     fill_timeout_s: float = field(default=10.0, metadata=_m(
-        "simulated seconds an entry waits for its fill before cancel", **_POS))
+        "wall seconds an order waits for its fill before it is cancelled", **_POS))
     cancel_timeout_s: float = field(default=10.0, metadata=_m(
         "seconds a cancel waits for its confirmation before polling", **_POS))
     poll_interval_s: float = field(default=2.0, metadata=_m(
