@@ -67,7 +67,6 @@ class RateBook:
     orders_per_day: int
     day: date
     unknown_messages: int = 0
-    throttled_reports: int = 0
 
     def queued_total(self, endpoint: EndpointClass) -> int:
         """Requests waiting in every lane of ``endpoint``."""
@@ -168,7 +167,6 @@ class RateLimitActor(EngineActor):
         self._seq = 0
         self._refused = 0
         self._unknown = 0
-        self._throttled = 0
         self._timer = WakeTimer(self.actor_ref, monotonic)
         self.snapshot: Published[RateBook] = Published(self._build(monotonic()))
 
@@ -198,17 +196,6 @@ class RateLimitActor(EngineActor):
     ) -> None:
         self._timer.cancel()
         super().on_failure(exception_type, exception_value, traceback)
-
-    def report_throttled(self, endpoint: EndpointClass) -> None:
-        """Hook for adaptive back-off when the broker answers 429 (a later issue).
-
-        Today it only counts and logs. The intended design: a ReportThrottled
-        message lands here and shrinks the endpoint's window limits for a
-        while; every grant decision already goes through ``_Window``.
-        """
-        self._throttled += 1
-        _log.warning("broker_throttled", endpoint=endpoint.value,
-                     note="adaptive back-off not implemented; budgets unchanged")
 
     # -- requests ------------------------------------------------------------
 
@@ -300,7 +287,6 @@ class RateLimitActor(EngineActor):
             orders_per_day=self._per_day,
             day=self._day,
             unknown_messages=self._unknown,
-            throttled_reports=self._throttled,
         )
 
 

@@ -64,7 +64,7 @@ class LegOrder:
 
     __slots__ = ("attempt", "broker_order_id", "cancel_sent", "fill_value", "filled", "index",
                  "leg",
-        "polls", "role", "seen", "tag", "terminal", "unknown")
+        "role", "seen", "tag", "terminal", "unknown")
 
     def __init__(self, index: int, role: Role, leg: OrderLeg, tag: str, attempt: int) -> None:
         self.index = index
@@ -79,7 +79,6 @@ class LegOrder:
         self.terminal: OrderStatus | None = None
         self.cancel_sent = False
         self.unknown = False
-        self.polls = 0
 
     def take_new(self, fills: tuple[Fill, ...]) -> list[Fill]:
         """The fills not seen before for this order (each one exactly once)."""
@@ -121,7 +120,6 @@ class Saga:
         "saga_id",
         "step",
         "strategy",
-        "tick_ts",
         "unacked",
         "undo",
     )
@@ -146,7 +144,6 @@ class Saga:
         self.realised = 0
         self.charges = 0
         self.outcome: SagaOutcome | None = None
-        self.tick_ts: object = None
         self.unacked = 0
         self.release_sent = False
         self.pending_fills: dict[str, LegOrder] = {}

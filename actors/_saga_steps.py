@@ -218,7 +218,6 @@ class SagaSteps:
             self._request(order, "c", Priority.CANCEL)
             self._arm(saga, self._config.cancel_timeout_s)
         else:
-            order.polls += 1
             self._request(order, "q", Priority.CANCEL)
             self._arm(saga, self._config.poll_interval_s)
         if time.monotonic() > saga.deadline and saga.outcome is None:

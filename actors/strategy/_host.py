@@ -36,7 +36,6 @@ class StrategyHostActor(EngineActor):
             for token in strategy.watch(ctx):
                 self._watch.setdefault(token, []).append(strategy)
         self._bars: dict[int, list[Any]] = {}
-        self._latest: dict[int, Price] = {}
         self.errors = 0
         self.intents = 0
 
@@ -44,10 +43,6 @@ class StrategyHostActor(EngineActor):
     def tokens(self) -> frozenset[int]:
         """Every token some strategy watches."""
         return frozenset(self._watch)
-
-    def latest(self, token: int) -> Price | None:
-        """Latest price seen (host thread only)."""
-        return self._latest.get(token)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, PricesUpdated):
@@ -60,7 +55,6 @@ class StrategyHostActor(EngineActor):
         return None
 
     def _on_price(self, price: Price) -> None:
-        self._latest[price.instrument_token] = price
         strategies = self._watch.get(price.instrument_token)
         if not strategies:
             return
