@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
+from actors.market._calendar import IST
 from messages import ExitRules, Instrument, Product
 
 __all__ = ["ExitPlan"]
 
-IST = ZoneInfo("Asia/Kolkata")
 _HUNDRED = Decimal(100)
 
 

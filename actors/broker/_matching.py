@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from actors.broker._account import BrokerAccount
 from actors.broker._charges import ChargeSchedule, segment_for
 from actors.broker._crossing import crossing_price, triggered
 from actors.config._schema import PaperConfig
+from actors.market._calendar import IST
 from messages import (
     Fill,
     Instrument,
@@ -32,11 +32,8 @@ from messages import (
     Side,
 )
 
-__all__ = ["DRAW_SCALE", "FIRST_FILL_ID", "FIRST_ORDER_ID", "IST", "TERMINAL_ORDER_CAP",
+__all__ = ["DRAW_SCALE", "FIRST_FILL_ID", "FIRST_ORDER_ID", "TERMINAL_ORDER_CAP",
            "MatchingEngine", "PlaceOutcome", "PlaceResult"]
-
-IST = ZoneInfo("Asia/Kolkata")
-"""Trade dates (which charge rates apply) are IST calendar dates."""
 
 TERMINAL_ORDER_CAP = 100_000
 """Terminal orders kept for queries; beyond this the oldest are forgotten."""
