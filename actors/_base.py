@@ -85,8 +85,29 @@ class EngineActor(pykka.ThreadingActor):
     Contract: when a message handler raises, the failure is logged with its
     traceback and reported as :class:`ActorFailed` to every running
     ``SupervisorActor`` (the system, which halts trading), then Pykka stops
-    the actor.
+    the actor. The actor's timers and other resources are released as on a
+    normal stop (``on_stop`` runs).
+
+    Replies queued with :meth:`reply_after_publish` go out only when the
+    actor calls :meth:`send_replies` after publishing its snapshot, so whoever
+    receives a reply can read a snapshot that already includes it.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._replies: list[tuple[Inbox, Any]] = []
+
+    def reply_after_publish(self, to: Inbox | None, message: Any) -> None:
+        """Queue ``message`` for ``to`` (nothing when ``to`` is None)."""
+        if to is not None:
+            self._replies.append((to, message))
+
+    def send_replies(self) -> None:
+        """Send every queued reply, in order (call after publishing)."""
+        if self._replies:
+            replies, self._replies = self._replies, []
+            for to, message in replies:
+                to.tell(message)
 
     def on_failure(
         self,
@@ -99,6 +120,7 @@ class EngineActor(pykka.ThreadingActor):
                    exc_info=(exception_type, exception_value, traceback))
         for ref in pykka.ActorRegistry.get_by_class_name("SupervisorActor"):
             ref.tell(ActorFailed(name, repr(exception_value)))
+        self.on_stop()
 
     def unhandled(self, message: Any) -> None:
         """Log a message nobody handles (a wiring bug) instead of dropping it silently."""

@@ -135,7 +135,6 @@ class OrderActor(SagaSteps, EngineActor):
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False
-        self._outbox: list[tuple[Inbox, Any]] = []
         self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
         self._counter = 0
         self._deadlines: list[tuple[float, int, str]] = []
@@ -178,10 +177,7 @@ class OrderActor(SagaSteps, EngineActor):
             return None
         handler(message)
         self.snapshot.publish(self._build())
-        if self._outbox:
-            outbox, self._outbox = self._outbox, []
-            for to, event in outbox:
-                to.tell(event)
+        self.send_replies()
         return None
 
     def _build(self) -> OrdersSnapshot:
@@ -191,22 +187,20 @@ class OrderActor(SagaSteps, EngineActor):
                               MappingProxyType(dict(self._stats)))
 
     def _emit(self, saga: Saga | None, event: Any) -> None:
-        """Queue ``event`` for the saga's reply address and every listener; sent
-        after this message's snapshot is published."""
-        if saga is not None and saga.reply_to is not None:
-            self._outbox.append((saga.reply_to, event))
+        """Announce ``event`` to the saga's reply address and every listener."""
+        self._announce(saga.reply_to if saga is not None else None, event)
+
+    def _announce(self, to: Inbox | None, event: Any) -> None:
+        """``event`` to ``to`` and every listener, after this message's snapshot."""
+        self.reply_after_publish(to, event)
         for listener in self._listeners:
-            self._outbox.append((listener, event))
+            self.reply_after_publish(listener, event)
 
     # -- entries -------------------------------------------------------------------
 
     def _refuse(self, strategy: str, kind: SagaKind, reason: str, to: Inbox | None) -> None:
         self._stats["sagas_refused"] += 1
-        event = SagaRefused(strategy, kind, reason[:500])
-        if to is not None:
-            self._outbox.append((to, event))
-        for listener in self._listeners:
-            self._outbox.append((listener, event))
+        self._announce(to, SagaRefused(strategy, kind, reason[:500]))
 
     def _entry_problem(self, msg: SubmitEntry) -> str | None:
         if self._draining:

@@ -160,7 +160,6 @@ class PortfolioActor(EngineActor):
         self._control = trading_control
         self._price_source = price_source
         self._dirty = False
-        self._outbox: list[tuple[Inbox, Any]] = []
         self._halt_sent = False
         self.snapshot: Published[PortfolioSnapshot] = Published(self._build())
 
@@ -180,34 +179,27 @@ class PortfolioActor(EngineActor):
         if self._dirty:
             self.snapshot.publish(self._build())
             self._dirty = False
-        outbox, self._outbox = self._outbox, []
-        for to, reply in outbox:
-            to.tell(reply)
+        self.send_replies()
         return None
-
-    def _reply(self, to: Inbox | None, message: Any) -> None:
-        """Answer after the snapshot is published: whoever gets a reply can read
-        a snapshot that already includes it."""
-        if to is not None:
-            self._outbox.append((to, message))
 
     def _reserve(self, msg: ReserveCash) -> None:
         amount = msg.amount.paise
         if amount > self._cash:
-            self._reply(msg.reply_to, CashRefused(msg.saga_id, msg.amount, Money(self._cash)))
+            self.reply_after_publish(msg.reply_to, CashRefused(msg.saga_id, msg.amount,
+                                                               Money(self._cash)))
             return
         self._cash -= amount
         self._reserved += amount
         self._reservations[msg.saga_id] = self._reservations.get(msg.saga_id, 0) + amount
         self._changed()
-        self._reply(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
+        self.reply_after_publish(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
 
     def _release(self, msg: ReleaseCash) -> None:
         amount = self._reservations.pop(msg.saga_id, 0)
         self._reserved -= amount
         self._cash += amount
         self._changed()
-        self._reply(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
+        self.reply_after_publish(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
 
     def _take(self, saga_id: str, amount: int) -> None:
         """Pay ``amount`` from the saga's reservation first, then free cash."""
@@ -223,9 +215,9 @@ class PortfolioActor(EngineActor):
         key = (msg.strategy, fill.instrument_token)
         if fill.fill_id in self._applied:
             pos = self._positions.get(key)
-            self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id,
-                                                  pos.quantity if pos else 0, Money(0), True,
-                                                  self._release_rest(msg)))
+            self.reply_after_publish(msg.reply_to, FillApplied(
+                msg.saga_id, fill.fill_id, pos.quantity if pos else 0, Money(0), True,
+                self._release_rest(msg)))
             return
         self._remember(fill.fill_id)
         pos = self._positions.get(key)
@@ -270,9 +262,9 @@ class PortfolioActor(EngineActor):
             key[0], key[1], pos.quantity, pos.cost, pos.realised, pos.charges, pos.margin))
         self._revalue(key, pos)
         self._changed()
-        self._reply(msg.reply_to, FillApplied(msg.saga_id, fill.fill_id, pos.quantity,
-                                              Money(pos.realised - before[1]),
-                                              released=self._release_rest(msg)))
+        self.reply_after_publish(msg.reply_to, FillApplied(
+            msg.saga_id, fill.fill_id, pos.quantity, Money(pos.realised - before[1]),
+            released=self._release_rest(msg)))
 
     def _release_rest(self, msg: ApplyFill) -> Money | None:
         if not msg.release_rest:

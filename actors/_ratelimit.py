@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -187,17 +187,6 @@ class RateLimitActor(EngineActor):
 
     def on_stop(self) -> None:
         self._timer.cancel()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._timer.cancel()
-        super().on_failure(exception_type, exception_value, traceback)
-
-    # -- requests ------------------------------------------------------------
 
     def _request(self, message: RequestPermit) -> None:
         if message.reply_to is None:
