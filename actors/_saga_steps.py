@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SagaSteps"]
 
+GatewayCall = PlaceOrder | CancelBrokerOrder | QueryOrder | FindOrdersByTag
+"""Every broker call OrderActor makes; each goes through a RateLimitActor permit."""
+
 _log = structlog.get_logger("kitesaga.saga")
 
 CANCELLED_BY_REQUEST = "cancelled by request"
@@ -77,24 +80,8 @@ class SagaSteps:
         saga.step = f"PLACING {order.tag}"
         lane = Priority.ENTRY if role is Role.OPEN else Priority.EXIT
         self._stats["orders"] += 1
-        self._limiter.tell(RequestPermit(
-            order.tag, EndpointClass.ORDERS, lane, self._me,
-            then=PlaceOrder(OrderRequest(order.tag, order.leg), self._me),
-            then_to=self._gateway))
+        self._call(order.tag, PlaceOrder(OrderRequest(order.tag, order.leg), self._me), lane)
         self._arm(saga, self._config.fill_timeout_s)
-
-    def _permit(self, request_id: str) -> None:
-        tag, _, purpose = request_id.partition(":")
-        found = self._by_tag.get(tag)
-        if found is None:
-            return
-        order = found[1]
-        if purpose == "c" and order.broker_order_id is not None:
-            self._gateway.tell(CancelBrokerOrder(order.broker_order_id, order.tag, self._me))
-        elif purpose == "q" and order.broker_order_id is not None:
-            self._gateway.tell(QueryOrder(order.broker_order_id, order.tag, self._me))
-        elif purpose == "f":
-            self._gateway.tell(FindOrdersByTag(order.tag, self._me))
 
     def _permit_refused(self, request_id: str, reason: str) -> None:
         tag, _, purpose = request_id.partition(":")
@@ -138,7 +125,7 @@ class SagaSteps:
         saga.step = f"RESOLVING {tag}"
         _log.warning("order_outcome_unknown", saga=saga.saga_id, tag=tag, reason=reason)
         self._stats["unknown_outcomes"] += 1
-        self._request(order, "f", Priority.EXIT)
+        self._call(f"{tag}:f", FindOrdersByTag(tag, self._me), Priority.EXIT)
 
     def _found(self, tag: str, orders: tuple[OrderState, ...]) -> None:
         found = self._by_tag.get(tag)
@@ -207,7 +194,7 @@ class SagaSteps:
         if saga.step.startswith("RELEASING") or order is None or order.terminal is not None:
             return
         if order.unknown:
-            self._request(order, "f", Priority.EXIT)
+            self._call(f"{order.tag}:f", FindOrdersByTag(order.tag, self._me), Priority.EXIT)
             self._arm(saga, self._config.poll_interval_s)
         elif order.broker_order_id is None:
             self._arm(saga, self._config.poll_interval_s)
@@ -215,18 +202,25 @@ class SagaSteps:
             order.cancel_sent = True
             saga.step = f"CANCELLING {order.tag}"
             self._stats["cancels"] += 1
-            self._request(order, "c", Priority.CANCEL)
+            self._call(f"{order.tag}:c",
+                       CancelBrokerOrder(order.broker_order_id, order.tag, self._me),
+                       Priority.CANCEL)
             self._arm(saga, self._config.cancel_timeout_s)
         else:
-            self._request(order, "q", Priority.CANCEL)
+            self._call(f"{order.tag}:q", QueryOrder(order.broker_order_id, order.tag, self._me),
+                       Priority.CANCEL)
             self._arm(saga, self._config.poll_interval_s)
         if time.monotonic() > saga.deadline and saga.outcome is None:
             self._stats["late_sagas"] += 1
             _log.error("saga_past_deadline", saga=saga.saga_id, step=saga.step)
 
-    def _request(self, order: LegOrder, purpose: str, lane: Priority) -> None:
-        endpoint = EndpointClass.ORDERS if purpose == "c" else EndpointClass.OTHER
-        self._limiter.tell(RequestPermit(f"{order.tag}:{purpose}", endpoint, lane, self._me))
+    def _call(self, request_id: str, call: GatewayCall, lane: Priority) -> None:
+        """Make one broker call under a permit: RateLimitActor delivers ``call`` to
+        the gateway when its slot comes; only a refusal comes back here."""
+        endpoint = EndpointClass.ORDERS if isinstance(call, PlaceOrder | CancelBrokerOrder) \
+            else EndpointClass.OTHER
+        self._limiter.tell(RequestPermit(request_id, endpoint, lane, self._me, then=call,
+                                         then_to=self._gateway))
 
     # -- leg outcomes ----------------------------------------------------------------
 
