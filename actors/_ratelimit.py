@@ -12,7 +12,7 @@ import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +23,14 @@ import structlog
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._published import Published
 from actors.config._schema import RateLimitsConfig
-from messages import EndpointClass, PermitGranted, PermitRefused, Priority, RequestPermit
+from messages import (
+    CallThrottled,
+    EndpointClass,
+    PermitGranted,
+    PermitRefused,
+    Priority,
+    RequestPermit,
+)
 
 __all__ = ["DAILY_EXEMPT", "RateBook", "RateLimitActor", "WindowUsage", "ist_today"]
 
@@ -67,6 +74,10 @@ class RateBook:
     orders_per_day: int
     day: date
     unknown_messages: int = 0
+    throttled: Mapping[EndpointClass, int] = field(
+        default_factory=lambda: MappingProxyType({}))
+    cooling: Mapping[EndpointClass, float] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     def queued_total(self, endpoint: EndpointClass) -> int:
         """Requests waiting in every lane of ``endpoint``."""
@@ -100,9 +111,11 @@ class _Window:
 
 
 class _Lane:
-    """One endpoint class: its windows and its queue, ordered (priority, arrival)."""
+    """One endpoint class: its windows and its queue, ordered (priority, arrival),
+    and its back-off after the broker's 429s."""
 
-    __slots__ = ("daily", "granted", "queue", "queued", "windows")
+    __slots__ = ("backoff", "cool_until", "daily", "granted", "last_429", "queue", "queued",
+                 "throttled", "windows")
 
     def __init__(self, windows: tuple[_Window, ...], daily: bool) -> None:
         self.windows = windows
@@ -110,9 +123,13 @@ class _Lane:
         self.queue: list[tuple[int, int, RequestPermit]] = []
         self.queued: dict[Priority, int] = dict.fromkeys(Priority, 0)
         self.granted = 0
+        self.throttled = 0
+        self.backoff = 0.0
+        self.cool_until = float("-inf")
+        self.last_429 = float("-inf")
 
     def opens_at(self) -> float:
-        return max(w.opens_at() for w in self.windows)
+        return max(self.cool_until, *(w.opens_at() for w in self.windows))
 
 
 class RateLimitActor(EngineActor):
@@ -132,6 +149,12 @@ class RateLimitActor(EngineActor):
       ``PermitRefused``, at once and for those already queued. CANCEL and EXIT
       permits are never refused: they still wait for the per-second and
       per-minute windows, and still count towards the day.
+    - Each one-second window is ``safety_margin_s`` longer than a second, so
+      network jitter cannot bunch two windows' calls into one at the broker.
+    - ``CallThrottled`` (the broker answered 429) cools that class down: no
+      grant for ``backoff_initial_s``, doubled by each further 429 up to
+      ``backoff_max_s``; the back-off resets after ``backoff_max_s`` without
+      a 429. Each 429 is counted in ``RateBook.throttled``.
     - A request without ``reply_to`` is logged and dropped (it takes no
       budget); unknown messages are logged and counted.
     - The actor never blocks: a ``WakeTimer`` delivers ``Wake`` when the
@@ -153,14 +176,18 @@ class RateLimitActor(EngineActor):
                 raise ValueError(f"{key}: must be an integer >= 1, got {value!r}")
         self._monotonic = monotonic
         self._wall_day = wall_day or ist_today
+        second = 1.0 + config.safety_margin_s
         self._lanes: dict[EndpointClass, _Lane] = {
-            EndpointClass.QUOTE: _Lane((_Window(config.quote_per_s, 1.0),), daily=False),
-            EndpointClass.HISTORICAL: _Lane((_Window(config.historical_per_s, 1.0),),
+            EndpointClass.QUOTE: _Lane((_Window(config.quote_per_s, second),), daily=False),
+            EndpointClass.HISTORICAL: _Lane((_Window(config.historical_per_s, second),),
                                             daily=False),
-            EndpointClass.ORDERS: _Lane((_Window(config.orders_per_s, 1.0),
-                                         _Window(config.orders_per_min, 60.0)), daily=True),
-            EndpointClass.OTHER: _Lane((_Window(config.other_per_s, 1.0),), daily=False),
+            EndpointClass.ORDERS: _Lane((_Window(config.orders_per_s, second),
+                                         _Window(config.orders_per_min, 60.0 + second - 1.0)),
+                                        daily=True),
+            EndpointClass.OTHER: _Lane((_Window(config.other_per_s, second),), daily=False),
         }
+        self._backoff_initial = config.backoff_initial_s
+        self._backoff_max = config.backoff_max_s
         self._per_day = config.orders_per_day
         self._day = self._wall_day()
         self._orders_today = 0
@@ -174,6 +201,8 @@ class RateLimitActor(EngineActor):
         now = self._monotonic()
         if isinstance(message, RequestPermit):
             self._request(message)
+        elif isinstance(message, CallThrottled):
+            self._throttled(message, now)
         elif isinstance(message, Wake):
             # cancel(), not fired(): a stale Wake (from a timer replaced just as it
             # fired) must not orphan the live timer; _grant_due re-arms if needed.
@@ -231,6 +260,18 @@ class RateLimitActor(EngineActor):
             if self._orders_today == self._per_day:
                 self._refuse_queued(lane)
 
+    def _throttled(self, message: CallThrottled, now: float) -> None:
+        lane = self._lanes[message.endpoint]
+        lane.throttled += 1
+        if now - lane.last_429 > self._backoff_max:
+            lane.backoff = self._backoff_initial
+        else:
+            lane.backoff = min(self._backoff_max, max(lane.backoff * 2, self._backoff_initial))
+        lane.last_429 = now
+        lane.cool_until = max(lane.cool_until, now + lane.backoff)
+        _log.warning("broker_throttled", endpoint=message.endpoint.value, call=message.call,
+                     backoff_s=lane.backoff, throttled=lane.throttled)
+
     # -- the daily order budget ------------------------------------------------
 
     def _roll_day(self) -> None:
@@ -276,6 +317,9 @@ class RateLimitActor(EngineActor):
             orders_per_day=self._per_day,
             day=self._day,
             unknown_messages=self._unknown,
+            throttled=MappingProxyType({ep: lane.throttled for ep, lane in lanes.items()}),
+            cooling=MappingProxyType({ep: max(0.0, lane.cool_until - now)
+                                      for ep, lane in lanes.items()}),
         )
 
 

@@ -51,6 +51,16 @@ from messages._events import (
     SagaStarted,
     TradingStateChanged,
 )
+from messages._live import (
+    CallThrottled,
+    CheckMargins,
+    MarginsChecked,
+    PositionProtected,
+    ProtectionFailed,
+    ProtectionRemoved,
+    ProtectPosition,
+    RemoveProtection,
+)
 from messages._orders import ExitRules, Fill, OrderLeg, OrderRequest, OrderState, OrderStatus
 from messages._values import (
     Exchange,
@@ -64,14 +74,15 @@ from messages._values import (
 )
 
 __all__ = [
-    "ApplyFill", "CancelBrokerOrder", "CancelEntry", "CashRefused", "CashReleased",
-    "CashReserved", "EndpointClass", "Exchange", "ExitDecided", "ExitRules", "Fill",
-    "FillApplied", "FindOrdersByTag", "Inbox", "Instrument", "InstrumentKind", "Money",
-    "OrderLeg", "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected", "OrderRequest",
-    "OrderState", "OrderStatus", "OrderType", "OrderUpdated", "OrdersFound", "PermitGranted",
-    "PermitRefused", "PlaceOrder", "Price", "PriceRejected", "PricesProcessed",
-    "PricesUpdated", "Priority", "Product", "QueryOrder", "RecordPrices", "ReleaseCash",
-    "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted", "SagaKind",
-    "SagaRefused", "SagaStarted", "SetTradingState", "Side", "SubmitEntry", "SubmitExit",
-    "Subscribe", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+    "ApplyFill", "CallThrottled", "CancelBrokerOrder", "CancelEntry", "CashRefused",
+    "CashReleased", "CashReserved", "CheckMargins", "EndpointClass", "Exchange", "ExitDecided",
+    "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox", "Instrument", "InstrumentKind",
+    "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected",
+    "OrderRequest", "OrderState", "OrderStatus", "OrderType", "OrderUpdated", "OrdersFound",
+    "PermitGranted", "PermitRefused", "PlaceOrder", "PositionProtected", "Price", "PriceRejected",
+    "PricesProcessed", "PricesUpdated", "Priority", "Product", "ProtectPosition",
+    "ProtectionFailed", "ProtectionRemoved", "QueryOrder", "RecordPrices", "ReleaseCash",
+    "RemoveProtection", "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted",
+    "SagaKind", "SagaRefused", "SagaStarted", "SetTradingState", "Side", "SubmitEntry",
+    "SubmitExit", "Subscribe", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
 ]

@@ -251,8 +251,9 @@ class RequestPermit:
     """Ask for one call's permit in ``endpoint``'s budget, in ``priority``'s lane.
 
     Answered with PermitGranted when the call's slot comes (never refused
-    except by the daily order budget, with PermitRefused). With ``then`` (a
-    gateway call), the grant instead delivers that call to ``then_to`` (one
+    except by the daily order budget, with PermitRefused). With ``then`` (the
+    message that makes the call: a gateway command, or a gateway's own
+    follow-up call), the grant instead delivers ``then`` to ``then_to`` (one
     hop instead of two); a refusal still goes to ``reply_to``.
     """
 
@@ -260,8 +261,7 @@ class RequestPermit:
     endpoint: EndpointClass
     priority: Priority
     reply_to: Inbox | None = _reply()
-    then: PlaceOrder | CancelBrokerOrder | QueryOrder | FindOrdersByTag | None = field(
-        default=None, compare=False, repr=False)
+    then: Any = field(default=None, compare=False, repr=False)
     then_to: Inbox | None = _reply()
 
     def __post_init__(self) -> None:

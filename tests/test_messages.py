@@ -47,6 +47,13 @@ SAMPLES = [
     m.SagaCompensated("AB12CD", m.SagaKind.ENTRY, "rejected", m.Money(-3)),
     m.ExitDecided("AB12CD", "mom", 11, "stop-loss", NOW),
     m.TradingStateChanged(m.TradingState.REDUCING, "manual"), MM,
+    m.CheckMargins("AB12CD", (LEG,)),
+    m.MarginsChecked("AB12CD", False, m.Money(20_000_00), m.Money(5_000_00), "short"),
+    m.ProtectPosition("mom:11", CALL, m.Side.SELL, 130, m.Product.MIS, m.Money(75_00),
+                      m.Money(140_00), m.Money(100_00)),
+    m.RemoveProtection("mom:11"), m.PositionProtected("mom:11", 7),
+    m.ProtectionFailed("mom:11", "gtt refused"), m.ProtectionRemoved("mom:11", 7),
+    m.CallThrottled(m.EndpointClass.QUOTE, "quote"),
 ]
 
 
@@ -62,6 +69,27 @@ def test_every_message_class_has_a_sample() -> None:
     skipped = {"Money", "Instrument", "Price", "Fill", "OrderLeg", "OrderRequest", "OrderState",
                "ExitRules"}  # value types, covered inside the samples
     assert registry - skipped - sampled == set()
+
+
+@pytest.mark.parametrize(("build", "field"), [
+    (lambda: m.CheckMargins("S", ()), "legs"),
+    (lambda: m.MarginsChecked("S", False, m.Money(1), m.Money(0)), "reason"),
+    (lambda: m.ProtectPosition("k", CALL, m.Side.SELL, 130, m.Product.MIS, m.Money(120_00),
+                               m.Money(140_00), m.Money(100_00)), "stop"),
+    (lambda: m.ProtectPosition("k", CALL, m.Side.SELL, 7, m.Product.MIS, m.Money(75_00),
+                               m.Money(140_00), m.Money(100_00)), "quantity"),
+    (lambda: m.PositionProtected("k", 0), "trigger_id"),
+    (lambda: m.CallThrottled("nope", "x"), "endpoint"),  # type: ignore[arg-type]
+])
+def test_live_messages_refuse_bad_values(build: object, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        build()  # type: ignore[operator]
+
+
+def test_protection_mirrors_for_a_short() -> None:
+    short = m.ProtectPosition("k", CALL, m.Side.BUY, 65, m.Product.NRML, m.Money(130_00),
+                              m.Money(60_00), m.Money(100_00))
+    assert short.stop.paise > short.last.paise > short.target.paise
 
 
 def test_messages_are_immutable() -> None:

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from actors._base import Wake
 from actors._ratelimit import RateBook, RateLimitActor
 from actors.config._schema import RateLimitsConfig
-from messages import EndpointClass, PermitGranted, PermitRefused, Priority, RequestPermit
+from messages import (
+    CallThrottled,
+    EndpointClass,
+    PermitGranted,
+    PermitRefused,
+    Priority,
+    RequestPermit,
+)
 from tests.support import Recorder, wait_until
 
 ORDERS, QUOTE, OTHER = EndpointClass.ORDERS, EndpointClass.QUOTE, EndpointClass.OTHER
@@ -59,8 +66,9 @@ def _stop_actors() -> Iterator[None]:
     pykka.ActorRegistry.stop_all()
 
 
-def config(**overrides: int) -> RateLimitsConfig:
-    return RateLimitsConfig(**overrides)
+def config(**overrides: float) -> RateLimitsConfig:
+    overrides.setdefault("safety_margin_s", 0.0)  # whole-second steps of the fake clock
+    return RateLimitsConfig(**overrides)  # type: ignore[arg-type]
 
 
 def request(ref: pykka.ActorRef[RateLimitActor], request_id: str, inbox: Recorder,
@@ -349,3 +357,47 @@ def test_a_permit_can_carry_its_call_to_the_target() -> None:
         assert asker.messages == []
     finally:
         limiter.stop()
+
+
+def test_the_safety_margin_stretches_each_second_window() -> None:
+    clock = FakeMonotonic()
+    ref = RateLimitActor.start(config(quote_per_s=1, safety_margin_s=0.05), monotonic=clock)
+    poke, inbox = Poker(ref), Recorder()
+    request(ref, "q1", inbox, QUOTE, Priority.READ)
+    request(ref, "q2", inbox, QUOTE, Priority.READ)
+    inbox.wait_for_kind(PermitGranted)
+    clock.now += 1.0
+    poke()
+    assert granted_ids(inbox) == ["q1"]  # one second is not enough: 1.05 s are
+    clock.now += 0.05
+    poke()
+    inbox.wait_for_kind(PermitGranted, 2)
+    assert granted_ids(inbox) == ["q1", "q2"]
+
+
+def test_a_429_cools_its_class_down_and_backs_off_exponentially() -> None:
+    clock = FakeMonotonic()
+    limits = config(quote_per_s=10, backoff_initial_s=1.0, backoff_max_s=4.0)
+    ref = RateLimitActor.start(limits, monotonic=clock)
+    poke, inbox = Poker(ref), Recorder()
+    ref.tell(CallThrottled(QUOTE, "quote"))
+    request(ref, "q1", inbox, QUOTE, Priority.READ)
+    request(ref, "o1", inbox, ORDERS, Priority.ENTRY)  # other classes are not cooled
+    inbox.wait_for_kind(PermitGranted)
+    assert granted_ids(inbox) == ["o1"]
+    snap = book(ref)
+    assert snap.throttled[QUOTE] == 1 and snap.cooling[QUOTE] == pytest.approx(1.0)
+    clock.now += 1.0
+    poke()
+    inbox.wait_for_kind(PermitGranted, 2)
+    assert granted_ids(inbox) == ["o1", "q1"]
+    # a second 429 soon after doubles the pause, a third doubles it up to the cap
+    ref.tell(CallThrottled(QUOTE))
+    ref.tell(CallThrottled(QUOTE))
+    ref.tell(CallThrottled(QUOTE))
+    assert book(ref).cooling[QUOTE] == pytest.approx(4.0)
+    # quiet for longer than backoff_max_s: the next 429 starts again at the initial pause
+    clock.now += 10.0
+    ref.tell(CallThrottled(QUOTE))
+    assert book(ref).cooling[QUOTE] == pytest.approx(1.0)
+    assert book(ref).throttled[QUOTE] == 5
