@@ -86,8 +86,11 @@ class Book:
         if entry is not None:
             entry.quantity = position_quantity
 
-    def settle(self, saga: Saga) -> None:
-        """At a saga's end: flat positions leave; others are OPEN with an exit plan."""
+    def settle(self, saga: Saga) -> tuple[list[BookEntry], list[BookEntry]]:
+        """At a saga's end: flat positions leave; others are OPEN with an exit plan.
+        Returns the saga's entries now OPEN and those that left the book."""
+        opened: list[BookEntry] = []
+        closed: list[BookEntry] = []
         for leg in saga.legs:
             key = (saga.strategy, leg.instrument.instrument_token)
             entry = self._entries.get(key)
@@ -97,6 +100,7 @@ class Book:
                 self.exiting -= 1
             if entry.quantity == 0:
                 self._remove(entry)
+                closed.append(entry)
                 continue
             if entry.status is BookStatus.OPENING:
                 opens = [o for o in saga.orders if o.role is Role.OPEN and o.leg is leg]
@@ -105,6 +109,8 @@ class Book:
                                               entry.quantity > 0, max(price, 1))
                 entry.peak = entry.plan.entry
             entry.status = BookStatus.OPEN
+            opened.append(entry)
+        return opened, closed
 
     def _remove(self, entry: BookEntry) -> None:
         del self._entries[entry.key]

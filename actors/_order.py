@@ -16,6 +16,7 @@ import structlog
 
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._book import Book, BookEntry, BookStatus
+from actors._live_steps import LiveSteps
 from actors._published import Published
 from actors._saga import Role, Saga, SagaOutcome, to_base36
 from actors._saga_steps import CANCELLED_BY_REQUEST, SagaSteps
@@ -29,6 +30,7 @@ from messages import (
     FillApplied,
     Inbox,
     Instrument,
+    MarginsChecked,
     Money,
     OrderLeg,
     OrderOutcomeUnknown,
@@ -38,9 +40,12 @@ from messages import (
     OrderType,
     OrderUpdated,
     PermitRefused,
+    PositionProtected,
     Price,
     PricesProcessed,
     PricesUpdated,
+    ProtectionFailed,
+    ProtectionRemoved,
     ReserveCash,
     SagaKind,
     SagaRefused,
@@ -72,7 +77,8 @@ class Drain:
 
 @dataclass(frozen=True, slots=True)
 class OrdersSnapshot:
-    """OrderActor's published state: trading state, sagas in flight, counters."""
+    """OrderActor's published state: trading state, sagas in flight, counters, and
+    the positions (``strategy:token``) no broker-side GTT protects (live)."""
 
     state: TradingState
     state_reason: str
@@ -81,15 +87,17 @@ class OrdersSnapshot:
     open_positions: int
     exiting: int
     stats: MappingProxyType[str, int]
+    unprotected: tuple[str, ...] = ()
 
 
 _COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compensated",
              "sagas_refused",
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
-             "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates")
+             "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates",
+             "margin_refusals", "protected", "unprotected")
 
 
-class OrderActor(SagaSteps, EngineActor):
+class OrderActor(LiveSteps, SagaSteps, EngineActor):
     """Runs entry and exit sagas; the only actor that starts broker orders.
 
     Contract:
@@ -113,7 +121,8 @@ class OrderActor(SagaSteps, EngineActor):
                  instruments: Callable[[int], Instrument], now: Callable[[], datetime],
                  entry_refusal: Callable[[datetime], str | None],
                  charges: Callable[[OrderLeg, int], int], listeners: tuple[Inbox, ...] = (),
-                 price_source: Inbox | None = None) -> None:
+                 price_source: Inbox | None = None, margin_check: bool = False,
+                 protector: Inbox | None = None) -> None:
         super().__init__()
         self._config = config
         self._portfolio = portfolio
@@ -139,6 +148,9 @@ class OrderActor(SagaSteps, EngineActor):
         self._deadlines: list[tuple[float, int, str]] = []
         self._seq = 0
         self._price_source = price_source
+        self._margin_check = margin_check
+        self._protector = protector
+        self._unprotected: set[str] = set()
         self.snapshot: Published[OrdersSnapshot] = Published(self._build())
         self._handlers: dict[type, Callable[[Any], None]] = {
             PricesUpdated: self._on_prices,
@@ -159,6 +171,10 @@ class OrderActor(SagaSteps, EngineActor):
             SetTradingState: self._on_state,
             Wake: self._on_wake,
             Drain: self._on_drain,
+            MarginsChecked: self._margins_checked,
+            PositionProtected: self._protection_answer,
+            ProtectionFailed: self._protection_answer,
+            ProtectionRemoved: self._protection_answer,
         }
 
     def on_start(self) -> None:
@@ -182,7 +198,8 @@ class OrderActor(SagaSteps, EngineActor):
         exiting = self._book.exiting
         return OrdersSnapshot(self._state, self._state_reason, self._draining, len(self._sagas),
                               len(self._book) - exiting, exiting,
-                              MappingProxyType(dict(self._stats)))
+                              MappingProxyType(dict(self._stats)),
+                              tuple(sorted(self._unprotected)))
 
     def _emit(self, saga: Saga | None, event: Any) -> None:
         """Announce ``event`` to the saga's reply address and every listener."""
@@ -306,7 +323,7 @@ class OrderActor(SagaSteps, EngineActor):
         if saga.reason == CANCELLED_BY_REQUEST:
             self._release(saga, SagaOutcome.COMPENSATED)
         else:
-            self._place(saga, 0, Role.OPEN, saga.legs[0])
+            self._start_legs(saga)
 
     def _on_refused(self, msg: CashRefused) -> None:
         saga = self._sagas.get(msg.saga_id)
@@ -382,7 +399,8 @@ class OrderActor(SagaSteps, EngineActor):
                         position_quantity)
 
     def _book_settle(self, saga: Saga) -> None:
-        self._book.settle(saga)
+        opened, closed = self._book.settle(saga)
+        self._protect_settled(opened, closed)
 
     # -- deadlines -------------------------------------------------------------------
 

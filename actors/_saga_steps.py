@@ -15,6 +15,7 @@ from actors._saga import LegOrder, Role, Saga, SagaOutcome
 from messages import (
     ApplyFill,
     CancelBrokerOrder,
+    CheckMargins,
     EndpointClass,
     FindOrdersByTag,
     Inbox,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SagaSteps"]
 
-GatewayCall = PlaceOrder | CancelBrokerOrder | QueryOrder | FindOrdersByTag
+GatewayCall = PlaceOrder | CancelBrokerOrder | QueryOrder | FindOrdersByTag | CheckMargins
 """Every broker call OrderActor makes; each goes through a RateLimitActor permit."""
 
 _log = structlog.get_logger("kitesaga.saga")
