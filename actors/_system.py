@@ -14,7 +14,7 @@ from actors._base import ActorFailed, EngineActor
 from actors._feed import SimulatedFeedActor
 from actors._order import Drain, OrderActor, OrdersSnapshot
 from actors._portfolio import PortfolioActor, PortfolioSnapshot
-from actors._price import PriceActor
+from actors._price import PriceActor, PriceBook
 from actors._published import Published
 from actors._ratelimit import RateLimitActor
 from actors._sync import SyncActor
@@ -26,8 +26,17 @@ from actors.broker import (
     segment_for,
 )
 from actors.config import Config
+from actors.kite import (
+    GatewaySnapshot,
+    KiteGatewayActor,
+    KiteStream,
+    LiveFeedActor,
+    LiveSession,
+    watch_function,
+)
 from actors.market import (
     IST,
+    Clock,
     InstrumentTable,
     MarketCalendar,
     SimClock,
@@ -116,14 +125,25 @@ class Engine:
     """
 
     def __init__(self, config: Config, *, run_strategies: bool = True,
-                 run_feed: bool = True, listeners: tuple[Inbox, ...] = ()) -> None:
+                 run_feed: bool = True, listeners: tuple[Inbox, ...] = (),
+                 session: LiveSession | None = None) -> None:
         self.config = config
         self.calendar = MarketCalendar(config.calendar)
-        self.start_time = simulated_start(config, self.calendar)
-        self.clock = SimClock(self.start_time, config.market.speed)
-        self.instruments = InstrumentTable.from_csv(
-            synthetic_dump_csv(config.market, self.start_time.date(), self.calendar))
-        self.market = SyntheticMarket(config.market, self.instruments, self.start_time)
+        self.live: LiveSession | None = None
+        self.clock: Clock
+        if config.engine.mode == "live":
+            # the token, the broker's clock, instruments and margin: LiveStartError or
+            # TokenError (exit 2) before any actor starts
+            self.live = session or LiveSession.connect(config)
+            self.clock = self.live.clock
+            self.start_time = self.clock.now()
+            self.instruments = self.live.instruments
+        else:
+            self.start_time = simulated_start(config, self.calendar)
+            self.clock = SimClock(self.start_time, config.market.speed)
+            self.instruments = InstrumentTable.from_csv(
+                synthetic_dump_csv(config.market, self.start_time.date(), self.calendar))
+            self.market = SyntheticMarket(config.market, self.instruments, self.start_time)
         self._run_strategies = run_strategies
         self._run_feed = run_feed
         self._listeners = listeners
@@ -143,9 +163,9 @@ class Engine:
         self._failures: Published[Failures] = sup.proxy().failures.get()
         self.prices = self._start(PriceActor, cfg.prices, self.clock.now)
         self.limiter = self._start(RateLimitActor, cfg.rate_limits)
-        cash = Money.from_rupees(cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
-        self.matching = MatchingEngine(cfg.paper, ChargeSchedule(cfg.charges), cash,
-                                       cfg.engine.short_margin_pct, cfg.market.seed)
+        live = self.live
+        cash = live.cash if live is not None else Money.from_rupees(
+            cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
         orders_box, broker_box = _Forward(), _Forward()
         self.portfolio = self._start(
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
@@ -159,14 +179,26 @@ class Engine:
             return schedule.charges(clock.now().date(), segment, leg.side, Money(turnover),
                                     True).total.paise
 
+        protector = broker_box if live is not None and cfg.live.gtt_protection else None
         self.orders = self._start(
             OrderActor, cfg.engine, self.portfolio, broker_box, self.limiter,
             self.instruments.get, self.clock.now, self.calendar.entry_refusal,
-            charges, self._listeners, price_source=self.prices)
+            charges, self._listeners, price_source=self.prices,
+            margin_check=live is not None and cfg.live.margin_check, protector=protector)
         orders_box.target = self.orders
-        self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now, self.orders)
+        self._price_cell: Published[PriceBook] = self.prices.proxy().snapshot.get()
+        if live is not None:
+            self.broker = self._start(
+                KiteGatewayActor, live.client(), cfg, self.orders, self.limiter, self.orders,
+                lambda: self._price_cell.latest().prices, self.clock.now)
+            self._gateway_cell: Published[GatewaySnapshot] = self.broker.proxy().snapshot.get()
+        else:
+            self.matching = MatchingEngine(cfg.paper, ChargeSchedule(cfg.charges), cash,
+                                           cfg.engine.short_margin_pct, cfg.market.seed)
+            self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now,
+                                      self.orders)
+            self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
         broker_box.target = self.broker
-        self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
         self.supervisor.tell(_Orders(self.orders))
         self._portfolio_cell: Published[PortfolioSnapshot] = \
             self.portfolio.proxy().snapshot.get()
@@ -175,7 +207,9 @@ class Engine:
         self.prices.tell(Subscribe("portfolio", frozenset(), self.portfolio))
         if self._run_strategies:
             self._start_strategies()
-        if self._run_feed:
+        if self._run_feed and live is not None:
+            self._start_live_feed(live)
+        elif self._run_feed:
             self.feed = self._start(SimulatedFeedActor, self.market, self.clock,
                                     cfg.market.tick_interval_s, (self.broker, self.prices))
         self.started_at = time.monotonic()
@@ -199,6 +233,32 @@ class Engine:
         tokens: frozenset[int] = self.strategies.proxy().tokens.get()
         self.prices.tell(Subscribe("strategies", tokens, self.strategies))
 
+    def _start_live_feed(self, live: LiveSession) -> None:
+        cfg = self.config
+        base: frozenset[int] = frozenset()
+        if self._run_strategies:
+            base = self.strategies.proxy().tokens.get()
+        portfolio = self._portfolio_cell
+
+        def positions() -> frozenset[int]:
+            return frozenset(key[1] for key, view in portfolio.latest().positions.items()
+                             if view.quantity)
+
+        watch = watch_function(self.instruments, base, (cfg.strategy.underlying,),
+                               cfg.live.chain_strikes, lambda: self._price_cell.latest().prices,
+                               positions, self.clock.now)
+        status_box = _Forward()
+        self.stream = KiteStream(
+            live.token.api_key, live.token.access_token, live.ws_root, prices_to=self.prices,
+            orders_to=self.broker, status_to=status_box, mode=cfg.live.ticker_mode,
+            max_instruments=cfg.live.ticker_max_instruments,
+            reconnect_max_delay_s=cfg.live.ticker_reconnect_max_delay_s)
+        stream = self.stream
+        self.feed = self._start(LiveFeedActor, live.client(), stream, cfg, self.limiter,
+                                self.prices, self.broker, self.instruments, watch,
+                                self.clock.now, lambda: stream.stats["ticks"])
+        status_box.target = self.feed
+
     # -- reading -----------------------------------------------------------------
 
     @property
@@ -208,8 +268,13 @@ class Engine:
 
     @property
     def broker_snapshot(self) -> BrokerSnapshot:
-        """The paper broker's latest published snapshot."""
+        """The paper broker's latest published snapshot (paper mode)."""
         return self._broker_cell.latest()
+
+    @property
+    def gateway_snapshot(self) -> GatewaySnapshot:
+        """The Kite gateway's latest published snapshot (live mode)."""
+        return self._gateway_cell.latest()
 
     @property
     def orders_snapshot(self) -> OrdersSnapshot:

@@ -79,6 +79,7 @@ class _Call:
     method: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     attempt: int = 0
+    args: tuple[Any, ...] = ()
 
 
 class PermittedCalls:
@@ -102,12 +103,13 @@ class PermittedCalls:
         def _session_dead(self, error: CallError) -> None: ...
 
     def _request(self, endpoint: EndpointClass, priority: Priority, method: str,
-                 kwargs: Mapping[str, Any], then: Continuation) -> None:
-        """Ask for a permit; on its grant call ``method(**kwargs)`` and pass the
-        result (or the classified error) to ``then``."""
+                 kwargs: Mapping[str, Any], then: Continuation,
+                 args: tuple[Any, ...] = ()) -> None:
+        """Ask for a permit; on its grant call ``method(*args, **kwargs)`` and pass
+        the result (or the classified error) to ``then``."""
         self._next_job += 1
         self._jobs[self._next_job] = then
-        self._ask(_Call(self._next_job, endpoint, priority, method, kwargs))
+        self._ask(_Call(self._next_job, endpoint, priority, method, kwargs, args=args))
 
     def _ask(self, call: _Call) -> None:
         self._limiter.tell(RequestPermit(f"gw:{call.job}", call.endpoint, call.priority,
@@ -117,11 +119,11 @@ class PermittedCalls:
         then = self._jobs.get(call.job)
         if then is None:
             return
-        result, error = self._invoke(call.endpoint, call.method, call.kwargs)
+        result, error = self._invoke(call.endpoint, call.method, call.kwargs, call.args)
         if error is not None and error.failure is Failure.THROTTLED \
                 and call.attempt < self._limits.retries_on_429:
             self._ask(_Call(call.job, call.endpoint, call.priority, call.method, call.kwargs,
-                            call.attempt + 1))
+                            call.attempt + 1, call.args))
             return
         del self._jobs[call.job]
         then(result, error)
@@ -132,12 +134,12 @@ class PermittedCalls:
         if then is not None:
             then(None, CallError(Failure.REFUSED, f"no permit: {message.reason}"))
 
-    def _invoke(self, endpoint: EndpointClass, method: str,
-                kwargs: Mapping[str, Any]) -> tuple[Any, CallError | None]:
+    def _invoke(self, endpoint: EndpointClass, method: str, kwargs: Mapping[str, Any],
+                args: tuple[Any, ...] = ()) -> tuple[Any, CallError | None]:
         """Make one call now (the caller holds its permit)."""
         self._counts["calls"] += 1
         try:
-            return getattr(self._kite, method)(**kwargs), None
+            return getattr(self._kite, method)(*args, **kwargs), None
         except (kite_errors.KiteException, requests.RequestException, ValueError) as exc:
             # ValueError: the client's own JSON/CSV parsing of a malformed reply
             error = classify(exc)

@@ -46,7 +46,8 @@ class GttProtection:
 
     if TYPE_CHECKING:
         def _request(self, endpoint: EndpointClass, priority: Priority, method: str,
-                     kwargs: Mapping[str, Any], then: Continuation) -> None: ...
+                     kwargs: Mapping[str, Any], then: Continuation,
+                     args: tuple[Any, ...] = ()) -> None: ...
 
         def reply_after_publish(self, to: Inbox | None, message: Any) -> None: ...
 

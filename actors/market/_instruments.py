@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -120,8 +120,14 @@ class InstrumentTable:
         self._expiries = expiries
 
     @classmethod
-    def from_csv(cls, text: str) -> InstrumentTable:
-        """Parse Kite's instruments dump; ``ValueError`` names row, column and value."""
+    def from_csv(cls, text: str, on_bad_row: Callable[[str], None] | None = None,
+                 limit: int | None = None) -> InstrumentTable:
+        """Parse Kite's instruments dump; ``ValueError`` names row, column and value.
+
+        With ``on_bad_row`` (a live dump of tens of thousands of rows), a bad or
+        duplicate row is reported to it and skipped instead; with ``limit``,
+        rows beyond the first ``limit`` good ones are reported and skipped
+        (the cache stays bounded)."""
         reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
         header = next(reader, None)
         if header is None or tuple(column.strip() for column in header) != COLUMNS:
@@ -134,17 +140,26 @@ class InstrumentTable:
         for row_no, row in enumerate(reader, start=1):
             if not row:
                 continue
-            instrument, is_index, price = _parse_row(row_no, row)
-            if instrument.instrument_token in seen_tokens:
-                raise ValueError(
-                    f"row {row_no}, column instrument_token: duplicate instrument, "
-                    f"got {instrument.instrument_token}"
-                )
-            if instrument.key in seen_keys:
-                raise ValueError(
-                    f"row {row_no}, column tradingsymbol: duplicate instrument, "
-                    f"got {instrument.key}"
-                )
+            try:
+                if limit is not None and len(instruments) >= limit:
+                    raise ValueError(f"row {row_no}: beyond the cache's limit of {limit} "
+                                     "instruments")
+                instrument, is_index, price = _parse_row(row_no, row)
+                if instrument.instrument_token in seen_tokens:
+                    raise ValueError(
+                        f"row {row_no}, column instrument_token: duplicate instrument, "
+                        f"got {instrument.instrument_token}"
+                    )
+                if instrument.key in seen_keys:
+                    raise ValueError(
+                        f"row {row_no}, column tradingsymbol: duplicate instrument, "
+                        f"got {instrument.key}"
+                    )
+            except ValueError as error:
+                if on_bad_row is None:
+                    raise
+                on_bad_row(str(error))
+                continue
             seen_tokens.add(instrument.instrument_token)
             seen_keys.add(instrument.key)
             instruments.append(instrument)
