@@ -210,7 +210,7 @@ annual_volatility = "0.15"
 strike_step_rupees = "50"
 lot_size = 65
 expiry_weekday = 1
-token_base = 30000000
+token_base = 30000
 
 [strategy]
 underlying = "FINNIFTY"
@@ -229,7 +229,7 @@ gst_pct = "18"
 """)
     config = load_config(path, {})
     assert config.market.underlyings == (UnderlyingConfig(
-        "FINNIFTY", Decimal("23000"), Decimal("0.15"), Decimal("50"), 65, 1, 30_000_000),)
+        "FINNIFTY", Decimal("23000"), Decimal("0.15"), Decimal("50"), 65, 1, 30_000),)
     assert config.charges.rates == (ChargeRate(
         date(2025, 1, 1), "options", Decimal("20"), None, Decimal("0"), Decimal("0.1"),
         Decimal("0.03503"), Decimal("10"), Decimal("0.003"), Decimal("18")),)

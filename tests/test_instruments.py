@@ -206,15 +206,14 @@ def test_synthetic_chain_strikes_around_the_money(calendar: MarketCalendar) -> N
         assert strikes == [atm + k * step for k in range(-n, n + 1)]
         assert sum(i.kind is InstrumentKind.CE for i in chain) == 2 * n + 1
         tokens = sorted(i.instrument_token for i in chain)
-        assert tokens == list(
-            range(underlying.token_base + 1, underlying.token_base + len(chain) + 1)
-        )
+        assert tokens == [(underlying.token_base + k) << 8 | 2  # Kite: segment NFO = 2
+                          for k in range(1, len(chain) + 1)]
         for option in chain:
             assert option.lot_size == underlying.lot_size
             assert option.tick_size == Money.from_rupees(config.tick_size_rupees)
             assert option.exchange is Exchange.NFO
         index = table.underlying_index(underlying.name)
-        assert index.instrument_token == underlying.token_base
+        assert index.instrument_token == underlying.token_base << 8 | 9  # INDICES = 9
         assert table.reference_price(index.instrument_token) == Money.from_rupees(
             underlying.spot_rupees
         )

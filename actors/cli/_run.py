@@ -1,4 +1,4 @@
-"""``kitesaga run``: the main job — paper trading on the built-in simulated market."""
+"""``kitesaga run``: the main job — paper trading on the simulated market, or live."""
 
 from __future__ import annotations
 
@@ -44,8 +44,11 @@ def _int(text: str) -> int:
 
 def add_run_parser(sub: Any) -> None:
     """Register ``run`` and its flags."""
-    p = sub.add_parser("run", help="paper-trade the simulated market until Ctrl-C/SIGTERM")
+    p = sub.add_parser("run", help="trade until Ctrl-C/SIGTERM: paper (the simulated "
+                       "market) or live (Kite Connect)")
     p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--mode", metavar="MODE",
+                   help="paper (default) or live (needs `kitesaga login`; env ZERODHA_*)")
     p.add_argument("--duration", type=_positive_float, metavar="S",
                    help="stop after S seconds of wall time")
     p.add_argument("--speed", type=_positive_float, metavar="X",
@@ -59,7 +62,7 @@ def add_run_parser(sub: Any) -> None:
 
 
 _FLAG_KEYS = {"speed": "KITESAGA_MARKET_SPEED", "seed": "KITESAGA_MARKET_SEED",
-              "state_dir": "KITESAGA_ENGINE_STATE_DIR"}
+              "state_dir": "KITESAGA_ENGINE_STATE_DIR", "mode": "KITESAGA_ENGINE_MODE"}
 
 
 def _configure(args: argparse.Namespace) -> Config:
@@ -152,7 +155,8 @@ def _table(data: dict[str, Any], out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the paper engine; exit code 0 on a clean stop, 1 on invariant violations."""
+    """Run the engine; exit code 0 on a clean stop, 1 on invariant violations, 2 when
+    it cannot start (bad input, no valid token, broker unreachable)."""
     config = _configure(args)
     directory = state_dir(config)
     log_path = configure_logging(directory, config.logging.level, config.logging.file_name)
@@ -165,8 +169,14 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     live = not args.quiet and out.isatty()
-    print(f"kitesaga paper trading from {engine.start_time:%Y-%m-%d %H:%M} IST at "
-          f"{config.market.speed:g}x; log {log_path}; Ctrl-C stops", file=out, flush=True)
+    if engine.live is not None:
+        print(f"kitesaga LIVE trading at {engine.live.api_root} from "
+              f"{engine.start_time:%Y-%m-%d %H:%M} IST; token valid until "
+              f"{engine.live.token.expires_at:%Y-%m-%d %H:%M} IST; log {log_path}; "
+              "Ctrl-C stops", file=out, flush=True)
+    else:
+        print(f"kitesaga paper trading from {engine.start_time:%Y-%m-%d %H:%M} IST at "
+              f"{config.market.speed:g}x; log {log_path}; Ctrl-C stops", file=out, flush=True)
     interval = config.engine.status_interval_s
     deadline = None if args.duration is None else time.monotonic() + args.duration
     next_status = time.monotonic()

@@ -118,15 +118,16 @@ class UnderlyingConfig:
         "0 = Monday ... 1 = Tuesday (NSE index expiries since Sep 2025) ... 4 = Friday",
         ge=0, le=4))
     token_base: int = field(metadata=_m(
-        "instrument tokens of this chain start here; unique", **_POS))
+        "exchange tokens of this chain start here (instrument token = exchange token << 8 "
+        "| segment, as Kite's); unique", gt=0, le=16_000_000))
 
 
 def _default_underlyings() -> tuple[UnderlyingConfig, ...]:
     return (
         UnderlyingConfig("NIFTY", Decimal("24000"), Decimal("0.14"), Decimal("50"), 65, 1,
-                         10_000_000),
+                         35_000),
         UnderlyingConfig("BANKNIFTY", Decimal("52000"), Decimal("0.18"), Decimal("100"), 30, 1,
-                         20_000_000),
+                         45_000),
     )
 
 

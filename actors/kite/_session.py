@@ -103,6 +103,8 @@ def _clock(config: Config, api_root: str, timeout: float) -> Clock:
     reply = requests.get(f"{api_root.rstrip('/')}/_sim/clock", timeout=timeout)
     reply.raise_for_status()
     data = reply.json()
+    if isinstance(data, dict) and isinstance(data.get("data"), dict):  # Kite's envelope
+        data = data["data"]
     try:
         now = datetime.fromisoformat(str(data["now"]))
         speed = float(data["speed"])
@@ -169,6 +171,7 @@ def watch_function(instruments: InstrumentTable, base: frozenset[int], underlyin
                 index = instruments.underlying_index(name)
             except ValueError:
                 continue
+            tokens.add(index.instrument_token)
             price = book.get(index.instrument_token)
             spot = price.last.paise if price is not None else None
             tokens |= chain_tokens(instruments, name, spot, strikes, day)

@@ -54,6 +54,14 @@ _REFERENCE_EQUITIES = (
 _SYNTHETIC_EQUITY_RUPEES = Decimal("100")  # starting price of each SYNnnnn equity
 _SYNTHETIC_PREFIX = "SYN"
 _NFO_OPT = ("NFO-OPT", Exchange.NFO.value)  # segment and exchange of an index option
+# Kite's instrument_token is (exchange_token << 8) | segment code; KiteTicker reads the
+# segment (and so the price divisor, and whether it is an index) from the low byte.
+SEGMENT_CODES = {"NSE": 1, "NFO": 2, "INDICES": 9}
+
+
+def instrument_token(exchange_token: int, segment: str) -> int:
+    """Kite's instrument token for ``exchange_token`` in ``segment`` (NSE, NFO, INDICES)."""
+    return (exchange_token << 8) | SEGMENT_CODES[segment]
 
 
 def index_tradingsymbol(name: str) -> str:
@@ -316,23 +324,24 @@ def _plain(value: Decimal) -> str:
 def _chain_rows(
     underlying: UnderlyingConfig, market: MarketConfig, expiry: date
 ) -> tuple[list[list[object]], int]:
-    """The chain's CSV rows and the last token they use."""
+    """The chain's CSV rows and the last exchange token they use."""
     step = underlying.strike_step_rupees
     atm = (underlying.spot_rupees / step).to_integral_value(rounding=ROUND_HALF_UP) * step
     prefix = f"{underlying.name}{expiry.year % 100:02d}{_MONTHS[expiry.month - 1]}"
     name, day, lot = underlying.name, expiry.isoformat(), underlying.lot_size
     tick = _plain(market.tick_size_rupees)
     rows: list[list[object]] = []
-    token = underlying.token_base
+    exchange_token = underlying.token_base
     for k in range(-market.strikes_each_side, market.strikes_each_side + 1):
         strike = _plain(atm + k * step)
         if atm + k * step <= 0:
             continue
         for kind in (InstrumentKind.CE.value, InstrumentKind.PE.value):
-            token += 1
+            exchange_token += 1
             symbol = f"{prefix}{strike}{kind}"
-            rows.append([token, token, symbol, name, 0, day, strike, tick, lot, kind, *_NFO_OPT])
-    return rows, token
+            rows.append([instrument_token(exchange_token, "NFO"), exchange_token, symbol, name,
+                         0, day, strike, tick, lot, kind, *_NFO_OPT])
+    return rows, exchange_token
 
 
 def _equity_row(
@@ -347,24 +356,26 @@ def _equity_row(
 def synthetic_dump_csv(market: MarketConfig, trade_date: date, calendar: MarketCalendar) -> str:
     """The simulated market's instruments dump, in Kite's CSV format.
 
-    For each underlying: its index (token ``token_base``, segment INDICES,
-    lot 0 as Kite lists it, ``last_price`` = the configured spot) and the
-    option chain of its nearest weekly expiry (:func:`weekly_expiry`):
-    ``strikes_each_side`` strikes either side of the at-the-money strike (spot
-    rounded to the strike step), CE and PE each, tokens ``token_base + 1``
-    upwards. Symbols use the monthly style ``NIFTY26DEC24000CE``. Then a few
-    real NSE equities (``M&M``, ``BAJAJ-AUTO``, ...) and
-    ``market.extra_instruments`` equities ``SYN0001``... with tokens after the
-    highest one used so far.
+    Tokens are Kite's: ``(exchange_token << 8) | segment`` (see
+    :func:`instrument_token`). For each underlying: its index (exchange token
+    ``token_base``, segment INDICES, lot 0 as Kite lists it, ``last_price`` =
+    the configured spot) and the option chain of its nearest weekly expiry
+    (:func:`weekly_expiry`): ``strikes_each_side`` strikes either side of the
+    at-the-money strike (spot rounded to the strike step), CE and PE each,
+    exchange tokens ``token_base + 1`` upwards. Symbols use the monthly style
+    ``NIFTY26DEC24000CE``. Then a few real NSE equities (``M&M``,
+    ``BAJAJ-AUTO``, ...) and ``market.extra_instruments`` equities
+    ``SYN0001``... with exchange tokens after the highest one used so far.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     tick = _plain(market.tick_size_rupees)
-    highest = max(token for token, *_ in _REFERENCE_EQUITIES)
+    highest = max(exchange_token for _, exchange_token, *_ in _REFERENCE_EQUITIES)
     for underlying in market.underlyings:
         base, symbol = underlying.token_base, index_tradingsymbol(underlying.name)
-        writer.writerow(_equity_row(base, base, symbol, symbol, underlying.spot_rupees, tick, 0))
+        writer.writerow(_equity_row(instrument_token(base, _INDEX_SEGMENT), base, symbol, symbol,
+                                    underlying.spot_rupees, tick, 0))
         expiry = weekly_expiry(trade_date, underlying.expiry_weekday, calendar)
         rows, last_token = _chain_rows(underlying, market, expiry)
         writer.writerows(rows)
@@ -372,7 +383,8 @@ def synthetic_dump_csv(market: MarketConfig, trade_date: date, calendar: MarketC
     for token, exchange_token, symbol, name, rupees in _REFERENCE_EQUITIES:
         writer.writerow(_equity_row(token, exchange_token, symbol, name, rupees, tick, 1))
     for number in range(1, market.extra_instruments + 1):
-        token, symbol = highest + number, f"{_SYNTHETIC_PREFIX}{number:04d}"
-        row = _equity_row(token, token, symbol, symbol, _SYNTHETIC_EQUITY_RUPEES, tick, 1)
+        exchange_token, symbol = highest + number, f"{_SYNTHETIC_PREFIX}{number:04d}"
+        row = _equity_row(instrument_token(exchange_token, "NSE"), exchange_token, symbol,
+                          symbol, _SYNTHETIC_EQUITY_RUPEES, tick, 1)
         writer.writerow(row)
     return buffer.getvalue()
