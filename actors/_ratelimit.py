@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
@@ -155,6 +155,8 @@ class RateLimitActor(EngineActor):
       grant for ``backoff_initial_s``, doubled by each further 429 up to
       ``backoff_max_s``; the back-off resets after ``backoff_max_s`` without
       a 429. Each 429 is counted in ``RateBook.throttled``.
+    - ``prior`` calls (endpoint, monotonic time), made before the actor
+      started, count in their windows like grants.
     - A request without ``reply_to`` is logged and dropped (it takes no
       budget); unknown messages are logged and counted.
     - The actor never blocks: a ``WakeTimer`` delivers ``Wake`` when the
@@ -167,6 +169,7 @@ class RateLimitActor(EngineActor):
         config: RateLimitsConfig,
         monotonic: Callable[[], float] = time.monotonic,
         wall_day: Callable[[], date] | None = None,
+        prior: Iterable[tuple[EndpointClass, float]] = (),
     ) -> None:
         super().__init__()
         for key in ("quote_per_s", "historical_per_s", "orders_per_s", "orders_per_min",
@@ -186,6 +189,10 @@ class RateLimitActor(EngineActor):
                                         daily=True),
             EndpointClass.OTHER: _Lane((_Window(config.other_per_s, second),), daily=False),
         }
+        for endpoint, at in sorted(prior, key=lambda call: call[1]):
+            # calls made before the actor existed (live start-up) fill their windows
+            for window in self._lanes[endpoint].windows:
+                window.grants.append(at)
         self._backoff_initial = config.backoff_initial_s
         self._backoff_max = config.backoff_max_s
         self._per_day = config.orders_per_day

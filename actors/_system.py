@@ -162,8 +162,9 @@ class Engine:
         self.supervisor = sup
         self._failures: Published[Failures] = sup.proxy().failures.get()
         self.prices = self._start(PriceActor, cfg.prices, self.clock.now)
-        self.limiter = self._start(RateLimitActor, cfg.rate_limits)
         live = self.live
+        self.limiter = self._start(RateLimitActor, cfg.rate_limits,
+                                   prior=live.calls if live is not None else ())
         cash = live.cash if live is not None else Money.from_rupees(
             cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
         orders_box, broker_box = _Forward(), _Forward()

@@ -81,9 +81,9 @@ class GatewaySnapshot:
 
 @dataclass(frozen=True, slots=True)
 class _Again:
-    """Private: a saga's PlaceOrder/CancelBrokerOrder answered 429, on its new permit."""
+    """Private: a saga's call answered 429 (so not executed), on its new permit."""
 
-    message: PlaceOrder | CancelBrokerOrder
+    message: PlaceOrder | CancelBrokerOrder | CheckMargins
     attempt: int
 
 
@@ -161,7 +161,7 @@ class KiteGatewayActor(MarginCheck, GttProtection, PermittedCalls, EngineActor):
         elif isinstance(message, FindOrdersByTag):
             self._find(message)
         elif isinstance(message, CheckMargins):
-            self._check_margins(message)
+            self._check_margins(message, 0)
         elif isinstance(message, ProtectPosition):
             self._protect(message)
         elif isinstance(message, RemoveProtection):
@@ -210,16 +210,21 @@ class KiteGatewayActor(MarginCheck, GttProtection, PermittedCalls, EngineActor):
             self._tags.pop(request.tag, None)
             self.reply_after_publish(message.reply_to, OrderRejected(request.tag, error.message))
 
-    def _again(self, message: PlaceOrder | CancelBrokerOrder, attempt: int,
+    def _again(self, message: PlaceOrder | CancelBrokerOrder | CheckMargins, attempt: int,
                priority: Priority) -> None:
-        tag = message.request.tag if isinstance(message, PlaceOrder) else message.tag
-        self._limiter.tell(RequestPermit(f"again:{tag}", EndpointClass.ORDERS, priority,
-                                         self._me, then=_Again(message, attempt),
-                                         then_to=self._me))
+        if isinstance(message, CheckMargins):
+            key, endpoint = message.saga_id, EndpointClass.OTHER
+        else:
+            key = message.request.tag if isinstance(message, PlaceOrder) else message.tag
+            endpoint = EndpointClass.ORDERS
+        self._limiter.tell(RequestPermit(f"again:{key}", endpoint, priority, self._me,
+                                         then=_Again(message, attempt), then_to=self._me))
 
     def _retry(self, again: _Again) -> None:
         if isinstance(again.message, PlaceOrder):
             self._place(again.message, again.attempt)
+        elif isinstance(again.message, CheckMargins):
+            self._check_margins(again.message, again.attempt)
         else:
             self._cancel(again.message, again.attempt)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from actors.kite._calls import Failure
 from actors.kite._convert import BrokerReplyError, margin_params, rupees
 from messages import CheckMargins, EndpointClass, MarginsChecked, Money, Price, Priority
 
 if TYPE_CHECKING:
+    from actors.config._schema import RateLimitsConfig
     from actors.kite._calls import CallError, Continuation
     from messages import Inbox
 
@@ -26,6 +28,7 @@ class MarginCheck:
     """
 
     _prices: Callable[[], Mapping[int, Price]]
+    _limits: RateLimitsConfig
 
     if TYPE_CHECKING:
         def _invoke(self, endpoint: EndpointClass, method: str, kwargs: Mapping[str, Any],
@@ -37,11 +40,17 @@ class MarginCheck:
 
         def reply_after_publish(self, to: Inbox | None, message: Any) -> None: ...
 
-    def _check_margins(self, message: CheckMargins) -> None:
+        def _again(self, message: CheckMargins, attempt: int, priority: Priority) -> None: ...
+
+    def _check_margins(self, message: CheckMargins, attempt: int) -> None:
         lasts = {token: price.last for token, price in self._prices().items()}
         params = margin_params(message.legs, lasts)
         basket, error = self._invoke(EndpointClass.OTHER, "basket_order_margins",
                                      {"params": params, "consider_positions": True})
+        if error is not None and error.failure is Failure.THROTTLED \
+                and attempt < self._limits.retries_on_429:
+            self._again(message, attempt + 1, Priority.ENTRY)
+            return
         if error is not None:
             self._margins_answer(message, Money(0), Money(0), f"margin check failed: "
                                  f"{error.message}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,7 +26,7 @@ from actors.kite._convert import BrokerReplyError, rupees
 from actors.kite._token import StoredToken, valid_access_token
 from actors.log import register_secret
 from actors.market import COLUMNS, IST, Clock, InstrumentTable, SimClock, WallClock
-from messages import InstrumentKind, Money
+from messages import EndpointClass, InstrumentKind, Money
 
 __all__ = ["API_ROOT_ENV", "WS_ROOT_ENV", "LiveSession", "LiveStartError", "chain_tokens",
            "load_instruments", "new_client", "watch_function"]
@@ -33,6 +34,8 @@ __all__ = ["API_ROOT_ENV", "WS_ROOT_ENV", "LiveSession", "LiveStartError", "chai
 _log = structlog.get_logger("kitesaga.live")
 
 API_ROOT_ENV = "ZERODHA_API_ROOT"
+SECRET_ENV = ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_TOKEN_KEY")
+"""Never printed, never logged: the structlog processor redacts their values."""
 WS_ROOT_ENV = "ZERODHA_WS_ROOT"
 
 
@@ -53,9 +56,12 @@ class LiveSession:
 
     ``client()`` makes a fresh client (one per owning actor: each owns its
     HTTP session). ``cash`` is the equity segment's net margin at start.
+    ``calls`` are the broker calls start-up made (class, monotonic time when
+    answered), for RateLimitActor's windows.
     """
 
     token: StoredToken
+    calls: tuple[tuple[EndpointClass, float], ...]
     api_root: str
     ws_root: str
     timeout: float
@@ -73,16 +79,21 @@ class LiveSession:
         """Check the token, then read the clock, the instruments and the margin."""
         env = os.environ if env is None else env
         token = valid_access_token(config, env)  # TokenError: missing, expired, unreadable
-        register_secret(token.access_token)
+        for secret in (token.access_token, token.api_key, *(
+                env.get(name, "") for name in SECRET_ENV)):
+            if secret:
+                register_secret(secret)
         api_root = env.get(API_ROOT_ENV) or config.live.api_root
         ws_root = env.get(WS_ROOT_ENV) or config.live.ws_root
         timeout = config.live.request_timeout_s
         kite = new_client(token.api_key, token.access_token, api_root, timeout)
+        calls: list[tuple[EndpointClass, float]] = []
         try:
             clock = _clock(config, api_root, timeout)
             instruments = load_instruments(kite, config.live.exchanges,
-                                           config.live.instruments_cache_max)
+                                           config.live.instruments_cache_max, calls)
             margins = kite.margins("equity")
+            calls.append((EndpointClass.OTHER, time.monotonic()))
             cash = rupees(margins.get("net") if isinstance(margins, dict) else None,
                           "margins.equity.net")
         except kite_errors.TokenException as exc:
@@ -93,7 +104,7 @@ class LiveSession:
                                  f"{type(exc).__name__}: {exc}"[:500]) from None
         _log.info("live_session", api_root=api_root, instruments=len(instruments),
                   cash=str(cash), expires_at=token.expires_at.isoformat())
-        return cls(token, api_root, ws_root, timeout, clock, instruments, cash)
+        return cls(token, tuple(calls), api_root, ws_root, timeout, clock, instruments, cash)
 
 
 def _clock(config: Config, api_root: str, timeout: float) -> Clock:
@@ -113,14 +124,19 @@ def _clock(config: Config, api_root: str, timeout: float) -> Clock:
     return SimClock(now, speed)
 
 
-def load_instruments(kite: Any, exchanges: tuple[str, ...], limit: int) -> InstrumentTable:
+def load_instruments(kite: Any, exchanges: tuple[str, ...], limit: int,
+                     calls: list[tuple[EndpointClass, float]] | None = None) -> InstrumentTable:
     """Today's instruments dump of ``exchanges``, at most ``limit`` instruments.
-    Rows the engine cannot use are skipped and counted, not fatal."""
+    Rows the engine cannot use are skipped and counted, not fatal. Each call
+    made is appended to ``calls``."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for exchange in exchanges:
-        for row in kite.instruments(exchange):
+        rows = kite.instruments(exchange)
+        if calls is not None:
+            calls.append((EndpointClass.OTHER, time.monotonic()))
+        for row in rows:
             writer.writerow([_cell(row.get(column)) for column in COLUMNS])
     skipped: list[str] = []
     table = InstrumentTable.from_csv(out.getvalue(), skipped.append, limit)
