@@ -97,6 +97,11 @@ def summary(engine: Engine, drained: bool) -> dict[str, Any]:
     stats = orders.stats
     violations = stats["invariant_violations"] + (1 if port.conservation_error else 0)
     violations += (1 if port.cash < 0 else 0) + orders.in_flight + len(engine.failures())
+    positions: dict[str, int] = {}
+    for (_, token), view in port.positions.items():
+        if view.quantity:
+            key = engine.instruments.get(token).key
+            positions[key] = positions.get(key, 0) + view.quantity
     return {
         "sagas_started": stats["sagas_started"],
         "sagas_completed": stats["sagas_completed"],
@@ -114,6 +119,8 @@ def summary(engine: Engine, drained: bool) -> dict[str, Any]:
         "reserved_paise": port.reserved,
         "initial_cash_paise": port.initial_cash,
         "open_positions": port.open_positions,
+        "positions": dict(sorted(positions.items())),
+        "unprotected": list(orders.unprotected),
         "conservation_error_paise": port.conservation_error,
         "invariant_violations": violations,
         "actor_failures": [f"{f.actor}: {f.error}" for f in engine.failures()],
