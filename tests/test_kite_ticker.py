@@ -33,7 +33,15 @@ from actors.kitesim._ticker import (
     price_scale,
 )
 from actors.market import IST, InstrumentTable, MarketCalendar, synthetic_dump_csv
-from messages import Instrument, Money, Price, PriceRejected, RecordPrices
+from messages import (
+    Exchange,
+    Instrument,
+    InstrumentKind,
+    Money,
+    Price,
+    PriceRejected,
+    RecordPrices,
+)
 from tests.support import Recorder, wait_until
 
 T = TypeVar("T")
@@ -463,15 +471,19 @@ def test_at_most_3000_instruments_per_connection(server: HubServer) -> None:
 
 def test_a_client_too_far_behind_is_cut_off_and_unencodable_prices_are_counted(
         table: InstrumentTable) -> None:
-    hub = TickerHub(table, lambda key, token: True, max_backlog=3)
+    # a currency future: its token's low byte (3) makes KiteTicker divide by 1e7
+    cds_like = Instrument(1234 << 8 | 3, Exchange.CDS, "USDINR26DECFUT", "USDINR",
+                          InstrumentKind.FUT, 1, Money(1), date(2026, 12, 29))
+    hub = TickerHub(InstrumentTable([*table, cds_like]), lambda key, token: True,
+                    max_backlog=3)
     server = HubServer(hub)
     try:
-        cds_like = table.get(20000003)  # its low byte says "currency": KiteTicker divides by 1e7
 
         async def scenario() -> aiohttp.WSMsgType:
             url = f"{server.url}/?api_key=k&access_token=t"
             async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-                await ws.send_str(json.dumps({"a": "subscribe", "v": [20000003]}))
+                await ws.send_str(json.dumps({"a": "subscribe",
+                                              "v": [cds_like.instrument_token]}))
                 wait = asyncio.get_running_loop().run_in_executor
                 await wait(None, wait_until, lambda: server.stats()["subscriptions"] == 1)
                 await wait(None, server.publish, quote(cds_like, "1000", T0))
@@ -487,3 +499,14 @@ def test_a_client_too_far_behind_is_cut_off_and_unencodable_prices_are_counted(
         assert stats["order_updates_sent"] == 0
     finally:
         server.close()
+
+
+def test_wss_verifies_the_server_certificate_and_host() -> None:
+    from twisted.internet._sslverify import ClientTLSOptions
+
+    from actors.kite._stream import tls_options
+    options = tls_options("wss://ws.kite.trade?api_key=k&access_token=t")
+    assert isinstance(options, ClientTLSOptions)  # verifying (KiteTicker's own does not)
+    assert options._hostnameASCII == "ws.kite.trade"
+    with pytest.raises(ValueError, match="no host"):
+        tls_options("wss://")

@@ -14,7 +14,7 @@ These three message classes are the adapter's private protocol to the gateway
 and the feed that own a KiteStream; they are not part of ``messages``.
 
 Twisted's reactor runs once per process, on a daemon thread started by the
-first KiteStream (through ``KiteTicker.connect(threaded=True)``); it is never
+first KiteStream; it is never
 stopped (it cannot restart). Every KiteTicker call runs on the reactor thread;
 callbacks only build messages and ``tell`` them.
 """
@@ -22,16 +22,20 @@ callbacks only build messages and ``tell`` them.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, Protocol, cast
+from urllib.parse import urlsplit
 
 import pykka
 import structlog
+from autobahn.twisted.websocket import connectWS  # type: ignore[import-untyped]
 from kiteconnect import KiteTicker
 from twisted.internet import reactor as _reactor
+from twisted.internet.ssl import optionsForClientTLS
 
 from actors._price import parse_quote
 from actors.market import IST
@@ -44,12 +48,22 @@ __all__ = [
     "TickerConnected",
     "TickerDisconnected",
     "tick_to_price",
+    "tls_options",
 ]
 
 _log = structlog.get_logger("kitesaga.ticker")
 
 MODES: Final = ("ltp", "quote", "full")
 _MAX_INSTRUMENTS: Final = 3000  # Kite's limit per connection
+
+
+def tls_options(url: str) -> Any:
+    """A TLS client context that verifies the server's certificate against the
+    system's roots and its name against ``url``'s host."""
+    host = urlsplit(url).hostname
+    if not host:
+        raise ValueError(f"ws_root: no host in {url!r}")
+    return optionsForClientTLS(host)
 
 
 class _Reactor(Protocol):
@@ -219,9 +233,21 @@ class KiteStream:
     # -- the reactor thread ---------------------------------------------------------
 
     def _connect(self, threaded: bool = False) -> None:
+        # KiteTicker.connect, except that wss:// verifies the server's certificate and
+        # host name: the access token travels in the URL (KiteTicker's own context
+        # factory verifies nothing).
         if self._stopped:
             return
-        self._ticker.connect(threaded=threaded)
+        ticker = self._ticker
+        ticker._create_connection(ticker.socket_url, useragent=ticker._user_agent(),
+                                  proxy=None, headers={"X-Kite-Version": "3"})
+        context = tls_options(ticker.socket_url) if ticker.factory.isSecure else None
+        connectWS(ticker.factory, contextFactory=context, timeout=ticker.connect_timeout)
+        if threaded and not _REACTOR.running:
+            run: Any = getattr(_reactor, "run")  # noqa: B009 - the reactor is untyped here
+            thread = threading.Thread(target=run, kwargs={"installSignalHandlers": False},
+                                      name="kite-reactor", daemon=True)
+            thread.start()
         _log.info("ticker_connecting", mode=self._mode)
 
     def _stop(self) -> None:
