@@ -91,6 +91,8 @@ def test_entry_exit_round_trip_agrees_with_the_broker_and_keeps_a_gtt(tmp_path: 
         one_order_per_tag(h)
         stats = h.stats()
         assert stats["breaches"]["count"] == 0, stats["breaches"]
+        # order updates came over the ticker's text frames
+        assert h.engine.stream.stats["order_updates"] >= 1
         # fills carry the broker's charges (the charges API), not the fallback
         assert gateway(h).counts["charges_fallbacks"] == 0
         assert h.engine.portfolio_snapshot.charges > 0
@@ -214,6 +216,9 @@ def test_rest_prices_when_the_ticker_is_refused(tmp_path: Path) -> None:
         buy(h, option)
         [done] = h.ended(1)
         assert isinstance(done, SagaCompleted)
+        # no ticker, no order updates pushed: the order's fill was found by polling
+        assert gateway(h).counts["polls"] >= 1
+        assert h.engine.stream.stats["order_updates"] == 0
 
 
 def test_a_gtt_that_cannot_be_placed_marks_the_position_unprotected(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from actors.cli._login import add_login_parsers
 from actors.cli._run import add_run_parser
+from actors.cli._sim import add_sim_parser
 from actors.config import ConfigError
 
 __all__ = ["main"]
@@ -18,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kitesaga", description="Actor-based trading engine for Zerodha Kite Connect.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parser(sub)
+    add_sim_parser(sub)
+    add_login_parsers(sub)
     return parser
 
 
