@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ import structlog
 
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._book import Book, BookEntry, BookStatus
+from actors._entry_cost import capped_leg, reserve_amount
 from actors._live_steps import LiveSteps
 from actors._published import Published
 from actors._saga import Role, Saga, SagaOutcome, to_base36
@@ -64,10 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["Drain", "OrderActor", "OrdersSnapshot"]
 
 _log = structlog.get_logger("kitesaga.orders")
-_HUNDRED = Decimal(100)
-ROUNDING_SLACK_PAISE = 6
-"""Per lot: charges are rounded per fill, so fills in parts may cost a few paise
-more than one fill of the whole; the reservation covers one paisa per component."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,55 +239,16 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
                 return f"no price yet for {leg.instrument.tradingsymbol}"
         return None
 
-    def _capped(self, leg: OrderLeg) -> OrderLeg:
-        """A buy that could fill at any price becomes one with a price cap.
-
-        MARKET → LIMIT and SL-M → SL at the reference price (ask, or trigger)
-        plus ``reserve_buffer_pct``, rounded up to the tick: the fill can never
-        cost more than the cash reserved for it.
-        """
-        if leg.side is not Side.BUY or leg.order_type not in (OrderType.MARKET,
-                                                              OrderType.SL_M):
-            return leg
-        if leg.trigger_price is not None:
-            reference = leg.trigger_price.paise
-        else:
-            reference = self._prices[leg.instrument.instrument_token].fill_price(Side.BUY).paise
-        tick = leg.instrument.tick_size.paise
-        raw = int(Decimal(reference) * (_HUNDRED + self._buffer) / _HUNDRED)
-        cap = Money(-(-raw // tick) * tick)
-        kind = OrderType.LIMIT if leg.trigger_price is None else OrderType.SL
-        return OrderLeg(leg.instrument, leg.side, leg.quantity, kind, leg.product, cap,
-                        leg.trigger_price)
-
-    def _estimate(self, legs: tuple[OrderLeg, ...], margins: dict[int, int]) -> int:
-        """Cash to reserve: for a buy, its capped value and the charges on it; for a
-        short, its margin. A fill can then never draw on free cash."""
-        total = 0
-        for leg in legs:
-            token = leg.instrument.instrument_token
-            if leg.side is Side.BUY and leg.limit_price is not None:
-                value = leg.quantity * leg.limit_price.paise
-                lots = leg.quantity // leg.instrument.lot_size
-                total += value + self._charges(leg, value) + lots * ROUNDING_SLACK_PAISE
-            else:
-                price = leg.limit_price.paise if leg.limit_price is not None else \
-                    self._prices[token].fill_price(leg.side).paise
-                basis = leg.instrument.strike.paise if leg.instrument.strike else price
-                per_unit = int(basis * self._margin_pct / _HUNDRED)
-                margins[token] = per_unit
-                total += leg.quantity * per_unit
-        return total
-
     def _on_entry(self, msg: SubmitEntry) -> None:
         problem = self._entry_problem(msg)
         if problem is not None:
             self._refuse(msg.strategy, SagaKind.ENTRY, problem, msg.reply_to)
             return
-        legs = tuple(self._capped(leg) for leg in msg.legs)
+        legs = tuple(capped_leg(leg, self._prices, self._buffer) for leg in msg.legs)
         margins: dict[int, int] = {}
         try:
-            amount = self._estimate(legs, margins)
+            amount = reserve_amount(legs, self._prices, self._charges, self._margin_pct,
+                                    margins)
         except ValueError as exc:  # e.g. no charge rate in force for today
             self._refuse(msg.strategy, SagaKind.ENTRY, f"cannot price the entry: {exc}",
                          msg.reply_to)

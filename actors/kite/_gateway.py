@@ -12,18 +12,14 @@ import structlog
 
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._published import Published
-from actors.broker._charges import ChargeSchedule, segment_for
+from actors.broker._charges import ChargeSchedule
 from actors.config._schema import Config
 from actors.kite._calls import CallError, Failure, PermittedCalls, _Call
 from actors.kite._convert import (
     VARIETY,
-    BrokerReplyError,
-    charges_params,
-    fill_from_trade,
-    order_from_kite,
     place_params,
-    rupees,
 )
+from actors.kite._fills import FillTracking
 from actors.kite._margins import MarginCheck
 from actors.kite._protect import GttProtection
 from actors.kite._stream import OrderUpdateFrame, TickerConnected, TickerDisconnected
@@ -34,7 +30,6 @@ from messages import (
     EndpointClass,
     FindOrdersByTag,
     Inbox,
-    Money,
     OrderOutcomeUnknown,
     OrderPlaced,
     OrderRejected,
@@ -87,7 +82,7 @@ class _Again:
     attempt: int
 
 
-class KiteGatewayActor(MarginCheck, GttProtection, PermittedCalls, EngineActor):
+class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls, EngineActor):
     """The live broker: PaperBrokerActor's message set over ``kiteconnect``.
 
     Contract (the gateway interface, see PaperBrokerActor):
@@ -292,107 +287,6 @@ class KiteGatewayActor(MarginCheck, GttProtection, PermittedCalls, EngineActor):
 
     def _reply_all(self, tracked: Tracked, to: Inbox) -> None:
         self.reply_after_publish(to, OrderUpdated(tracked.full_state()))
-
-    def _on_row(self, row: Any) -> Tracked | None:
-        """Take one order dict from any source; fetch its new trades if it has any."""
-        try:
-            order = order_from_kite(row)
-        except BrokerReplyError as exc:
-            self._counts["bad_replies"] += 1
-            _log.error("bad_broker_order", error=str(exc))
-            return None
-        tracked = self._orders.get(order.order_id) or self._tags.get(order.tag)
-        if tracked is None:
-            self._counts["foreign_updates"] += 1
-            return None
-        if tracked.order_id is None:  # the placement's answer was lost; found by tag
-            tracked.order_id = order.order_id
-        if tracked.order_id != order.order_id:
-            self._counts["foreign_updates"] += 1
-            _log.error("second_order_for_tag", tag=order.tag, order_id=order.order_id)
-            return None
-        self._orders[order.order_id] = tracked
-        tracked.seen = time.monotonic()
-        tracked.take(order)
-        if tracked.needs_trades() and not tracked.fetching:
-            self._fetch_trades(tracked)
-        elif not tracked.fetching:
-            self._push(tracked)
-        return tracked
-
-    def _fetch_trades(self, tracked: Tracked) -> None:
-        tracked.fetching = True
-        lane = Priority.ENTRY if tracked.tag.endswith("E") else Priority.EXIT
-        self._request(EndpointClass.OTHER, lane, "order_trades", {"order_id": tracked.order_id},
-                      lambda rows, error: self._got_trades(tracked, rows, error))
-
-    def _got_trades(self, tracked: Tracked, rows: Any, error: CallError | None) -> None:
-        if error is not None or not isinstance(rows, list):
-            tracked.fetching = False  # the next update or poll tries again
-            _log.warning("trades_unavailable", order_id=tracked.order_id,
-                         error=error.message if error else "not a list")
-            return
-        new = tracked.new_trades(rows)
-        if not new:
-            self._settled(tracked)
-            return
-        try:
-            quantity = tracked.emitted_qty + sum(int(r["quantity"]) for r in new)
-            turnover = tracked.turnover_paise + sum(
-                rupees(r["average_price"], "average_price").paise * int(r["quantity"])
-                for r in new)
-            average = Money(turnover // quantity)
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-            self._counts["bad_replies"] += 1
-            tracked.fetching = False
-            _log.error("bad_broker_trade", order_id=tracked.order_id, error=str(exc)[:300])
-            return
-        if self._config.live.broker_charges:
-            self._request(EndpointClass.OTHER, Priority.EXIT, "get_virtual_contract_note",
-                          {"params": charges_params(tracked.order_id or "", tracked.leg,
-                                                    quantity, average)},
-                          lambda note, err: self._got_charges(tracked, new, note, err, turnover))
-        else:
-            self._got_charges(tracked, new, None, None, turnover)
-
-    def _got_charges(self, tracked: Tracked, new: list[Mapping[str, Any]], note: Any,
-                     error: CallError | None, turnover: int) -> None:
-        total: Money | None = None
-        if error is None and isinstance(note, list) and note:
-            try:
-                total = rupees(note[0]["charges"]["total"], "charges.total")
-            except (BrokerReplyError, KeyError, TypeError) as exc:
-                _log.warning("bad_charges_reply", error=str(exc)[:200])
-        if total is None:
-            self._counts["charges_fallbacks"] += 1
-            leg = tracked.leg
-            total = self._schedule.charges(
-                self._today().date(), segment_for(leg.instrument, leg.product), leg.side,
-                Money(turnover), True).total
-        try:
-            fills = tracked.add_fills(new, total, fill_from_trade)
-        except (BrokerReplyError, ValueError) as exc:
-            self._counts["bad_replies"] += 1
-            _log.error("bad_broker_trade", order_id=tracked.order_id, error=str(exc)[:300])
-            tracked.fetching = False
-            return
-        self._counts["fills"] += len(fills)
-        self._settled(tracked)
-
-    def _settled(self, tracked: Tracked) -> None:
-        tracked.fetching = False
-        if tracked.needs_trades():  # more filled meanwhile (or trades lag the order)
-            self._fetch_trades(tracked)
-            return
-        self._push(tracked)
-        tracked.run_waiters()
-
-    def _push(self, tracked: Tracked) -> None:
-        state = tracked.push_state()
-        if state is not None:
-            self.reply_after_publish(self._listener, OrderUpdated(state))
-        if tracked.terminal_pushed and tracked.order_id is not None:
-            self._orders.pop(tracked.order_id, None)
 
     # -- polling ----------------------------------------------------------------------
 
