@@ -261,3 +261,16 @@ def test_rest_polling_batches_within_the_per_call_limits(tmp_path: Path, call: s
         finally:
             feed.stop()
             limiter.stop()
+
+
+def test_the_broker_s_dump_validates_symbols(tmp_path: Path) -> None:
+    with live_engine(tmp_path) as h:
+        table = h.engine.instruments
+        assert table.by_symbol("NSE", "M&M").lot_size == 1
+        assert table.by_symbol("NSE", "BAJAJ-AUTO").tradingsymbol == "BAJAJ-AUTO"
+        with pytest.raises(ValueError, match="MADEUPCO"):
+            table.by_symbol("NSE", "MADEUPCO")
+        # lot size, tick size and expiry come from the dump, not from code
+        option = h.option()
+        assert option.lot_size == 65 and option.tick_size == Money(5)
+        assert option.expiry is not None
