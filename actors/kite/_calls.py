@@ -54,7 +54,9 @@ def classify(exc: BaseException) -> CallError:
     name = type(exc).__name__
     if isinstance(exc, kite_errors.KiteException):
         code = getattr(exc, "code", 0)
-        text = f"{name} ({code}): {exc}"[:500]
+        # a DataException quotes the broker's raw reply, which may carry credentials
+        detail = "" if isinstance(exc, kite_errors.DataException) else f": {exc}"
+        text = f"{name} ({code}){detail}"[:500]
         if code == 429:
             return CallError(Failure.THROTTLED, text)
         if isinstance(exc, kite_errors.TokenException):
