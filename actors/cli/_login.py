@@ -37,8 +37,8 @@ import requests
 import structlog
 from kiteconnect import exceptions as kite_errors
 
-from actors.config import Config, ConfigError, load_config, state_dir
-from actors.config._load import STATE_DIR_ALIAS
+from actors.cli._flags import configure
+from actors.config import Config, state_dir
 from actors.kite._token import (
     API_KEY_VAR,
     Credentials,
@@ -97,24 +97,8 @@ def add_login_parsers(sub: Any) -> None:
 
 
 def _configure(args: argparse.Namespace) -> Config:
-    """File, environment, then flags as environment overrides; errors name the flag."""
-    env = dict(os.environ)
-    flags: dict[str, str] = {}
-    for attr, var in _FLAG_KEYS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            env[var] = str(value)
-            flags[var] = "--" + attr.replace("_", "-")
-    if args.state_dir is not None:
-        env.pop(STATE_DIR_ALIAS, None)
-    try:
-        return load_config(args.config, env)
-    except ConfigError as exc:
-        renamed = []
-        for line in exc.problems:
-            source, sep, rest = line.partition(": ")
-            renamed.append(f"{flags.get(source, source)}{sep}{rest}")
-        raise ConfigError(renamed) from None
+    """The configuration of this command (see :func:`actors.cli._flags.configure`)."""
+    return configure(args, _FLAG_KEYS)
 
 
 def login_url(config: Config, api_key: str) -> str:

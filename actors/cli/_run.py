@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -15,8 +14,8 @@ from typing import Any, TextIO
 import structlog
 
 from actors._system import Engine
-from actors.config import Config, ConfigError, load_config, state_dir
-from actors.config._load import STATE_DIR_ALIAS
+from actors.cli._flags import configure
+from actors.config import Config, state_dir
 from actors.log import configure_logging
 from messages import Money
 
@@ -66,28 +65,8 @@ _FLAG_KEYS = {"speed": "KITESAGA_MARKET_SPEED", "seed": "KITESAGA_MARKET_SEED",
 
 
 def _configure(args: argparse.Namespace) -> Config:
-    """The configuration: file, then environment, then flags — all validated alike.
-
-    Flags go through the loader as environment overrides, so a flag's value
-    meets the same checks as the key it sets; errors name the flag.
-    """
-    env = dict(os.environ)
-    flags: dict[str, str] = {}
-    for attr, var in _FLAG_KEYS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            env[var] = str(value)
-            flags[var] = "--" + attr.replace("_", "-")
-    if args.state_dir is not None:
-        env.pop(STATE_DIR_ALIAS, None)
-    try:
-        return load_config(args.config, env)
-    except ConfigError as exc:
-        renamed = []
-        for line in exc.problems:
-            source, sep, rest = line.partition(": ")
-            renamed.append(f"{flags.get(source, source)}{sep}{rest}")
-        raise ConfigError(renamed) from None
+    """The configuration of this command (see :func:`actors.cli._flags.configure`)."""
+    return configure(args, _FLAG_KEYS)
 
 
 def summary(engine: Engine, drained: bool) -> dict[str, Any]:

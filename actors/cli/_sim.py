@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from actors.config import Config, ConfigError, load_config, state_dir
+from actors.cli._flags import configure
+from actors.config import Config, state_dir
 from actors.kitesim import SimServer
 from actors.log import configure_logging, register_secret
 
@@ -36,23 +36,8 @@ def add_sim_parser(sub: Any) -> None:
 
 
 def _configure(args: argparse.Namespace) -> Config:
-    """File, then environment, then flags (as environment overrides, so a flag meets the
-    same checks as its key); errors name the flag."""
-    env = dict(os.environ)
-    flags: dict[str, str] = {}
-    for attr, var in _FLAG_KEYS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            env[var] = str(value)
-            flags[var] = "--" + attr.replace("_", "-")
-    try:
-        return load_config(args.config, env)
-    except ConfigError as exc:
-        renamed = []
-        for line in exc.problems:
-            source, sep, rest = line.partition(": ")
-            renamed.append(f"{flags.get(source, source)}{sep}{rest}")
-        raise ConfigError(renamed) from None
+    """The configuration of this command (see :func:`actors.cli._flags.configure`)."""
+    return configure(args, _FLAG_KEYS)
 
 
 def sim(args: argparse.Namespace) -> int:
