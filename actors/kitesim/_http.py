@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
-import hmac
 import io
 import secrets
 from collections import Counter
@@ -34,9 +32,10 @@ from actors.kitesim._faults import FaultSpec, FaultState
 from actors.kitesim._kite import KiteError, kite_time
 from actors.kitesim._limits import RateLimiter, RequestClass, classify
 from actors.kitesim._orders import SIM_USER_ID, order_json, trade_json
+from actors.kitesim._sessions import TOKEN_BYTES, Sessions
 from messages import Price
 
-__all__ = ["KiteApi", "Sessions", "TickerHubLike"]
+__all__ = ["KiteApi", "TickerHubLike"]
 
 _log = structlog.get_logger("kitesaga.sim")
 
@@ -48,7 +47,6 @@ PROFILE: dict[str, Any] = {
     "meta": {"demat_consent": "physical"}}
 """The simulated user, as ``/user/profile`` and the session answer it."""
 
-TOKEN_BYTES = 16
 """Random bytes in each request, access, public and refresh token."""
 
 _UNAUTHENTICATED = frozenset({("POST", "/session/token")})
@@ -63,48 +61,6 @@ class TickerHubLike(Protocol):
     def publish_order(self, order: Mapping[str, Any]) -> None: ...
     async def drop_connections(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
-
-
-class Sessions:
-    """Issued access tokens of the one simulated API key.
-
-    Contract: :meth:`login` accepts any request token whose checksum is
-    sha256(api_key + request_token + api_secret) (compared in constant time);
-    a token is valid until revoked (logout, or the ``token_expired`` fault).
-    """
-
-    def __init__(self, sim: SimConfig) -> None:
-        self.api_key = sim.api_key
-        self._secret = sim.api_secret
-        self._tokens: set[str] = set()
-
-    def issue(self) -> str:
-        """A new valid access token."""
-        token = secrets.token_hex(TOKEN_BYTES)
-        self._tokens.add(token)
-        return token
-
-    def login(self, api_key: str, request_token: str, checksum: str) -> str:
-        """Exchange a request token for an access token; TokenException if it does not check."""
-        expected = hashlib.sha256(
-            (api_key + request_token + self._secret).encode()).hexdigest()
-        if api_key != self.api_key or not hmac.compare_digest(expected, checksum.lower()):
-            raise KiteError("TokenException", "Invalid `checksum`.")
-        return self.issue()
-
-    def valid(self, api_key: str, token: str) -> bool:
-        """True iff ``token`` is a live token of this simulator's API key."""
-        return api_key == self.api_key and token in self._tokens
-
-    def revoke(self, token: str) -> bool:
-        """Invalidate one token; whether it was live."""
-        live = token in self._tokens
-        self._tokens.discard(token)
-        return live
-
-    def revoke_all(self) -> None:
-        """Invalidate every token."""
-        self._tokens.clear()
 
 
 def _ok(data: Any) -> web.Response:
