@@ -122,6 +122,17 @@ class EngineActor(pykka.ThreadingActor):
             ref.tell(ActorFailed(name, repr(exception_value)))
         self.on_stop()
 
+    def tell_if_alive(self, to: Inbox, message: Any) -> bool:
+        """Tell ``to``; a dead recipient is logged (its failure is the supervisor's
+        business) instead of killing this actor too. False if it was dead."""
+        try:
+            to.tell(message)
+        except pykka.ActorDeadError:
+            _log.warning("recipient_dead", actor=type(self).__name__,
+                         message=type(message).__name__)
+            return False
+        return True
+
     def unhandled(self, message: Any) -> None:
         """Log a message nobody handles (a wiring bug) instead of dropping it silently."""
         _log.warning("unhandled_message", actor=type(self).__name__,

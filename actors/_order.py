@@ -347,7 +347,7 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
                 if rule is not None:
                     self._start_exit(entry, rule, None, price)
         if self._price_source is not None:
-            self._price_source.tell(PricesProcessed("orders"))
+            self.tell_if_alive(self._price_source, PricesProcessed("orders"))
 
     # -- book ------------------------------------------------------------------------
 

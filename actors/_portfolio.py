@@ -302,7 +302,7 @@ class PortfolioActor(EngineActor):
 
     def _ack_prices(self) -> None:
         if self._price_source is not None:
-            self._price_source.tell(PricesProcessed("portfolio"))
+            self.tell_if_alive(self._price_source, PricesProcessed("portfolio"))
 
     # -- publication ---------------------------------------------------------
 

@@ -237,8 +237,10 @@ def test_a_gtt_that_cannot_be_placed_marks_the_position_unprotected(tmp_path: Pa
 @pytest.mark.parametrize(("call", "per_call"), [("ltp", 1000), ("quote", 500)])
 def test_rest_polling_batches_within_the_per_call_limits(tmp_path: Path, call: str,
                                                          per_call: int) -> None:
+    # a real-time market: stepping 1,200 instruments 30 times a second would stall the
+    # simulator's loop and bunch requests (see docs/performance.md, bench_live)
     config = live_config(tmp_path, KITESAGA_MARKET_EXTRA_INSTRUMENTS="1200",
-                         KITESAGA_LIVE_REST_PRICE_CALL=call)
+                         KITESAGA_LIVE_REST_PRICE_CALL=call, KITESAGA_MARKET_SPEED="1")
     with simulator(config) as server:
         env = zerodha_env(server)
         store_token(server, config, env)
@@ -253,8 +255,8 @@ def test_rest_polling_batches_within_the_per_call_limits(tmp_path: Path, call: s
             wait_until(lambda: len({p.instrument_token for m in prices.of(RecordPrices)
                                     for p in m.prices}) == len(tokens), timeout=20,
                        what="a price for every watched instrument")
-            rounds = feed.proxy().counts.get()["rest_rounds"]
             calls = server.stats()["requests"]["quote"]
+            rounds = feed.proxy().counts.get()["rest_rounds"]  # read after: never fewer
             assert calls <= rounds * math.ceil(len(tokens) / per_call)
             assert calls >= math.ceil(len(tokens) / per_call)
             assert server.stats()["throttled"]["quote"] == 0  # within 1 call/s, no 400s
@@ -274,3 +276,34 @@ def test_the_broker_s_dump_validates_symbols(tmp_path: Path) -> None:
         option = h.option()
         assert option.lot_size == 65 and option.tick_size == Money(5)
         assert option.expiry is not None
+
+
+def test_a_response_slower_than_the_timeout_is_an_unknown_outcome_found_by_tag(
+        tmp_path: Path) -> None:
+    with live_engine(tmp_path, KITESAGA_LIVE_MARGIN_CHECK="false") as h:
+        option = h.option()
+        h.priced(option)
+        h.server.set_faults("latency_ms=2500")  # the client gives up after 2 s
+        buy(h, option)
+        wait_until(lambda: gateway(h).counts["unknown_outcomes"] == 1, timeout=15,
+                   what="the placement timed out")
+        h.server.set_faults("")
+        [done] = h.ended(1, timeout=30)
+        assert isinstance(done, SagaCompleted)  # the broker had the order all along
+        one_order_per_tag(h)
+        assert book_positions(h) == broker_positions(h)
+
+
+def test_a_dropped_ticker_reconnects_and_resubscribes(tmp_path: Path) -> None:
+    with live_engine(tmp_path) as h:
+        option = h.option()
+        h.priced(option)
+        h.server.set_faults("ticker_disconnect=1")
+        wait_until(lambda: h.engine.stream.stats["connects"] >= 2, timeout=20,
+                   what="the ticker reconnected")
+        ticks = h.engine.stream.stats["ticks"]
+        wait_until(lambda: h.engine.stream.stats["ticks"] > ticks, timeout=10,
+                   what="ticks flow again without a new subscription from us")
+        buy(h, option)
+        [done] = h.ended(1)
+        assert isinstance(done, SagaCompleted)

@@ -3,9 +3,10 @@
 Every Kite route answers ``{"status": "success", "data": ...}`` or
 ``{"status": "error", "error_type": ..., "message": ..., "data": null}`` with
 ``Content-Type: application/json`` (the instruments dump: ``text/csv``).
-A request passes, in order: injected latency, the ``X-Kite-Version: 3``
-check, an injected 429 burst, the rate limiter (429 NetworkException "Too
-many requests"), an injected 5xx, auth (403 TokenException), its handler.
+A request passes, in order: the ``X-Kite-Version: 3`` check, an injected 429
+burst, the rate limiter (429 NetworkException "Too many requests"), an
+injected 5xx, auth (403 TokenException), its handler, and then the injected
+latency before the answer (the broker executed it; its answer is late).
 ``/_sim/*`` (control), ``/connect/login`` and the ticker's ``/`` skip all of it.
 The ``/_sim/*`` routes answer their JSON bare (no envelope) and their errors
 in Kite's error envelope.
@@ -149,9 +150,16 @@ class KiteApi:
     async def _pipeline(self, request: web.Request, handler: _HANDLER) -> web.StreamResponse:
         try:
             klass = classify(request.method, request.path)
-            if klass is not None:
-                await self._admit(request, klass)
-            return await handler(request)
+            if klass is None:
+                return await handler(request)
+            await self._admit(request, klass)
+            response = await handler(request)
+            # a slow broker: the request was executed, its answer is late (a client that
+            # gave up meanwhile has an UNKNOWN outcome for something that happened)
+            delay = self.faults.latency_s()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return response
         except KiteError as error:
             return _error(error.status, error.error_type, error.message)
         except web.HTTPException as error:
@@ -167,9 +175,6 @@ class KiteApi:
             return _error(500, "GeneralException", f"simulator error: {error}")
 
     async def _admit(self, request: web.Request, klass: RequestClass) -> None:
-        delay = self.faults.latency_s()
-        if delay > 0:
-            await asyncio.sleep(delay)
         if request.headers.get("X-Kite-Version") != "3":
             raise KiteError.input("Missing or invalid header `X-Kite-Version`: must be 3")
         if self.faults.take_burst():

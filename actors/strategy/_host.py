@@ -49,7 +49,7 @@ class StrategyHostActor(EngineActor):
             for price in message.prices:
                 self._on_price(price)
             if self._source is not None:
-                self._source.tell(PricesProcessed(self._subscriber_id))
+                self.tell_if_alive(self._source, PricesProcessed(self._subscriber_id))
         else:
             self.unhandled(message)
         return None
