@@ -119,7 +119,8 @@ def _status(engine: Engine) -> str:
     return (f"{now} IST  {orders.state.value:<8} positions {port.open_positions:>3}  "
             f"P&L {Money(port.net_pnl)!s:>14}  fees {Money(port.charges)!s:>11}  "
             f"sagas {orders.stats['sagas_started']:>5} ({rate:5.1f}/s)  "
-            f"in flight {orders.in_flight:>3}")
+            f"in flight {orders.in_flight:>3}"
+            + (f"  UNPROTECTED {len(orders.unprotected)}" if orders.unprotected else ""))
 
 
 def _table(data: dict[str, Any], out: TextIO) -> None:
