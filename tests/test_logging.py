@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -67,8 +68,13 @@ def test_writes_json_lines_to_the_state_dir_only(tmp_path: Path,
 
 
 def test_dir_is_private_and_file_is_owner_only(tmp_path: Path) -> None:
-    path = configure_logging(tmp_path / "state", "INFO", "k.log")
-    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    old = os.umask(0)  # the worst umask: nothing filtered
+    try:
+        path = configure_logging(tmp_path / "a" / "state", "INFO", "k.log")
+    finally:
+        os.umask(old)
+    for created in (tmp_path / "a", tmp_path / "a" / "state"):  # parents too
+        assert stat.S_IMODE(created.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

@@ -131,9 +131,10 @@ def configure_logging(state_dir: Path, level: str, file_name: str) -> Path:
         raise ValueError(f"logging file_name: must be a plain file name, got {file_name!r}")
     for name in SECRET_ENV_VARS:
         register_secret(os.environ.get(name, ""))
-    if not state_dir.is_dir():
-        state_dir.mkdir(mode=0o700, parents=True)
-        state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+    missing = [d for d in (state_dir, *state_dir.parents) if not d.exists()]
+    for directory in reversed(missing):  # each one we create is 0700, whatever the umask
+        directory.mkdir(mode=0o700)
+        directory.chmod(0o700)
     path = state_dir / file_name
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
 
