@@ -24,6 +24,7 @@ __all__ = [
     "Config",
     "EngineConfig",
     "ExitsConfig",
+    "JournalConfig",
     "KeySpec",
     "LiveConfig",
     "LoggingConfig",
@@ -414,6 +415,27 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """The append-only journal: saga steps, fills and cash changes, written ahead."""
+
+    enabled: bool = field(default=True, metadata=_m(
+        "write the journal; false (benchmarks only) passes appends through and nothing "
+        "survives a restart"))
+    max_batch: int = field(default=500, metadata=_m(
+        "most records committed in one transaction (group commit)", gt=0, le=100_000))
+    snapshot_every: int = field(default=1000, metadata=_m(
+        "events between snapshots; start-up loads the latest snapshot, then replays the "
+        "events after it", gt=0))
+    latency_window: int = field(default=1024, metadata=_m(
+        "recent commits the published write latency p50/p99 covers", gt=0, le=1_000_000))
+    file_paper: str = field(default="journal-paper.sqlite3", metadata=_m(
+        "the paper book's journal inside the state dir; a plain file name", nonempty=True))
+    file_live: str = field(default="journal-live.sqlite3", metadata=_m(
+        "the live book's journal inside the state dir; a plain file name, not file_paper",
+        nonempty=True))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -429,3 +451,4 @@ class Config:
     live: LiveConfig = field(default_factory=LiveConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
