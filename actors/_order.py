@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -18,6 +18,7 @@ from actors._book import Book, BookEntry, BookStatus
 from actors._entry_cost import capped_leg, reserve_amount
 from actors._live_steps import LiveSteps
 from actors._published import Published
+from actors._recover_steps import RecoverySteps, Resume
 from actors._saga import Role, Saga, SagaOutcome, to_base36
 from actors._saga_steps import CANCELLED_BY_REQUEST, SagaSteps
 from messages import (
@@ -59,6 +60,7 @@ from messages import (
 )
 
 if TYPE_CHECKING:
+    from actors._durable import Recovered
     from actors.config import EngineConfig
 
 __all__ = ["Drain", "OrderActor", "OrdersSnapshot"]
@@ -90,10 +92,10 @@ _COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compens
              "sagas_refused",
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
              "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates",
-             "margin_refusals", "protected", "unprotected")
+             "margin_refusals", "protected", "unprotected", "sagas_recovered")
 
 
-class OrderActor(LiveSteps, SagaSteps, EngineActor):
+class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
     """Runs entry and exit sagas; the only actor that starts broker orders.
 
     Contract:
@@ -118,7 +120,9 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
                  entry_refusal: Callable[[datetime], str | None],
                  charges: Callable[[OrderLeg, int], int], listeners: tuple[Inbox, ...] = (),
                  price_source: Inbox | None = None, margin_check: bool = False,
-                 protector: Inbox | None = None) -> None:
+                 protector: Inbox | None = None, journal: Inbox | None = None,
+                 recovered: Recovered | None = None,
+                 positions: Mapping[tuple[str, int], int] | None = None) -> None:
         super().__init__()
         self._config = config
         self._portfolio = portfolio
@@ -139,7 +143,13 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
         self._state = TradingState.ACTIVE
         self._state_reason = "started"
         self._draining = False
+        self._journal = journal
+        self._recovered = recovered
+        self._positions_at_start = dict(positions or {})
+        used = recovered.prefixes if recovered is not None else set()
         self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
+        while self._prefix in used:  # saga ids (and so tags) are never reused
+            self._prefix = to_base36(int.from_bytes(os.urandom(2), "big"), 2)
         self._counter = 0
         self._deadlines: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -171,11 +181,13 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
             PositionProtected: self._protection_answer,
             ProtectionFailed: self._protection_answer,
             ProtectionRemoved: self._protection_answer,
+            Resume: self._on_resume,
         }
 
     def on_start(self) -> None:
         self._me: Inbox = self.actor_ref
         self._timer = WakeTimer(self.actor_ref)
+
 
     def on_stop(self) -> None:
         self._timer.cancel()
@@ -260,7 +272,8 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
             self._book.open((msg.strategy, leg.instrument.instrument_token), leg.instrument,
                             leg.product, msg.exit_rules)
         saga.step = "RESERVING"
-        self._portfolio.tell(ReserveCash(saga.saga_id, Money(amount), self._me))
+        self._journal_saga(saga, (self._portfolio,
+                                  ReserveCash(saga.saga_id, Money(amount), self._me)))
 
     def _new_saga(self, kind: SagaKind, strategy: str, legs: tuple[Any, ...], rules: ExitRules,
                   reply_to: Inbox | None) -> Saga:
@@ -324,6 +337,7 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
         leg = _closing_leg_for(entry, side)
         saga = self._new_saga(SagaKind.EXIT, entry.key[0], (leg,), entry.rules, reply_to)
         saga.reason = reason
+        self._journal_saga(saga)
         if tick is not None:
             self._stats["exits_decided"] += 1
             self._emit(None, ExitDecided(saga.saga_id, entry.key[0], entry.key[1], reason,
@@ -357,6 +371,7 @@ class OrderActor(LiveSteps, SagaSteps, EngineActor):
 
     def _book_settle(self, saga: Saga) -> None:
         opened, closed = self._book.settle(saga)
+        self._journal_book(opened, closed)
         self._protect_settled(opened, closed)
 
     # -- deadlines -------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import structlog
 from actors._base import EngineActor
 from actors._published import Published
 from actors.config import EngineConfig
+from actors.journal import Append, JournalRecord
 from messages import (
     ApplyFill,
     CashRefused,
@@ -136,7 +137,8 @@ class PortfolioActor(EngineActor):
     def __init__(self, initial_cash: Money, daily_loss_limit: Money,
                  trading_control: Inbox | None = None,
                  dedupe_window: int = EngineConfig().fill_dedupe_window,
-                 price_source: Inbox | None = None) -> None:
+                 price_source: Inbox | None = None, journal: Inbox | None = None,
+                 history: Iterable[ReserveCash | ReleaseCash | ApplyFill] = ()) -> None:
         super().__init__()
         self._initial = initial_cash.paise
         self._cash = initial_cash.paise
@@ -161,11 +163,33 @@ class PortfolioActor(EngineActor):
         self._price_source = price_source
         self._dirty = False
         self._halt_sent = False
+        self._journal = journal
+        self._records: list[JournalRecord] = []
+        self._replaying = True
+        for message in history:  # start-up: the journal's inputs, in order, rebuild the state
+            self._handle(message)
+        self._replaying = False
+        self._records.clear()
         self.snapshot: Published[PortfolioSnapshot] = Published(self._build())
 
     # -- messages ------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        self._handle(message)
+        if self._dirty:
+            self.snapshot.publish(self._build())
+            self._dirty = False
+        if self._journal is not None and (self._records or self._replies):
+            # write-ahead: the journal commits this message's record, then delivers its
+            # replies (all replies ride the journal, so they stay in order)
+            replies, self._replies = tuple(self._replies), []
+            records, self._records = tuple(self._records), []
+            self._journal.tell(Append(records, then=replies))
+        else:
+            self.send_replies()
+        return None
+
+    def _handle(self, message: Any) -> None:
         if isinstance(message, ApplyFill):
             self._apply(message)
         elif isinstance(message, PricesUpdated):
@@ -176,11 +200,10 @@ class PortfolioActor(EngineActor):
             self._release(message)
         else:
             self.unhandled(message)
-        if self._dirty:
-            self.snapshot.publish(self._build())
-            self._dirty = False
-        self.send_replies()
-        return None
+
+    def _record(self, message: ReserveCash | ReleaseCash | ApplyFill) -> None:
+        if self._journal is not None and not self._replaying:
+            self._records.append(JournalRecord.of(message, message.saga_id))
 
     def _reserve(self, msg: ReserveCash) -> None:
         amount = msg.amount.paise
@@ -188,6 +211,7 @@ class PortfolioActor(EngineActor):
             self.reply_after_publish(msg.reply_to, CashRefused(msg.saga_id, msg.amount,
                                                                Money(self._cash)))
             return
+        self._record(msg)
         self._cash -= amount
         self._reserved += amount
         self._reservations[msg.saga_id] = self._reservations.get(msg.saga_id, 0) + amount
@@ -195,6 +219,7 @@ class PortfolioActor(EngineActor):
         self.reply_after_publish(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
 
     def _release(self, msg: ReleaseCash) -> None:
+        self._record(msg)
         amount = self._reservations.pop(msg.saga_id, 0)
         self._reserved -= amount
         self._cash += amount
@@ -219,6 +244,7 @@ class PortfolioActor(EngineActor):
                 msg.saga_id, fill.fill_id, pos.quantity if pos else 0, Money(0), True,
                 self._release_rest(msg)))
             return
+        self._record(msg)
         self._remember(fill.fill_id)
         pos = self._positions.get(key)
         if pos is None:
@@ -323,7 +349,8 @@ class PortfolioActor(EngineActor):
     def _changed(self) -> None:
         self._dirty = True
         net = self._realised + self._unrealised - self._charges
-        if (not self._halt_sent and self._control is not None and self._loss_limit > 0
+        if (not self._halt_sent and not self._replaying and self._control is not None
+                and self._loss_limit > 0
                 and net <= -self._loss_limit):
             self._halt_sent = True
             loss = Money(-net)

@@ -72,6 +72,13 @@ class SagaSteps:
 
         def _book_settle(self, saga: Saga) -> None: ...
 
+        def _journal_order(self, saga: Saga, order: LegOrder, then: tuple[Inbox, Any]) -> None:
+            ...
+
+        def _journal_placed(self, saga: Saga, order: LegOrder) -> None: ...
+
+        def _journal_end(self, saga: Saga, outcome: SagaOutcome) -> None: ...
+
     # -- placing ---------------------------------------------------------------
 
     def _place(self, saga: Saga, index: int, role: Role, leg: OrderLeg, attempt: int = 0) -> None:
@@ -81,7 +88,8 @@ class SagaSteps:
         saga.step = f"PLACING {order.tag}"
         lane = Priority.ENTRY if role is Role.OPEN else Priority.EXIT
         self._stats["orders"] += 1
-        self._call(order.tag, PlaceOrder(OrderRequest(order.tag, order.leg), self._me), lane)
+        self._call(order.tag, PlaceOrder(OrderRequest(order.tag, order.leg), self._me), lane,
+                   (saga, order))
         self._arm(saga, self._config.fill_timeout_s)
 
     def _permit_refused(self, request_id: str, reason: str) -> None:
@@ -104,7 +112,9 @@ class SagaSteps:
         if found is None:
             return
         saga, order = found
-        order.broker_order_id = order.broker_order_id or broker_order_id
+        if order.broker_order_id is None:
+            order.broker_order_id = broker_order_id
+            self._journal_placed(saga, order)
         saga.step = f"WORKING {tag}"
         if state is not None:
             self._updated(state)
@@ -215,13 +225,19 @@ class SagaSteps:
             self._stats["late_sagas"] += 1
             _log.error("saga_past_deadline", saga=saga.saga_id, step=saga.step)
 
-    def _call(self, request_id: str, call: GatewayCall, lane: Priority) -> None:
+    def _call(self, request_id: str, call: GatewayCall, lane: Priority,
+              placing: tuple[Saga, LegOrder] | None = None) -> None:
         """Make one broker call under a permit: RateLimitActor delivers ``call`` to
-        the gateway when its slot comes; only a refusal comes back here."""
+        the gateway when its slot comes; only a refusal comes back here. A
+        placement's order record is journaled before its permit is asked for."""
         endpoint = EndpointClass.ORDERS if isinstance(call, PlaceOrder | CancelBrokerOrder) \
             else EndpointClass.OTHER
-        self._limiter.tell(RequestPermit(request_id, endpoint, lane, self._me, then=call,
-                                         then_to=self._gateway))
+        permit = RequestPermit(request_id, endpoint, lane, self._me, then=call,
+                               then_to=self._gateway)
+        if placing is None:
+            self._limiter.tell(permit)
+        else:
+            self._journal_order(placing[0], placing[1], (self._limiter, permit))
 
     # -- leg outcomes ----------------------------------------------------------------
 
@@ -304,6 +320,7 @@ class SagaSteps:
             self._finish(saga, saga.outcome)
 
     def _finish(self, saga: Saga, outcome: SagaOutcome) -> None:
+        self._journal_end(saga, outcome)
         saga.outcome = outcome
         saga.step = outcome.value
         self._sagas.pop(saga.saga_id, None)

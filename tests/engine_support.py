@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,7 +21,8 @@ from tests.support import Recorder, wait_until
 
 
 def make_config(**sections: dict[str, Any]) -> Config:
-    """Default config with fast timeouts and generous limits, plus overrides per section."""
+    """Default config with fast timeouts and generous limits, plus overrides per section.
+    Each call gets a fresh state directory, so every engine starts from an empty journal."""
     config = Config()
     engine = dataclasses.replace(config.engine, fill_timeout_s=0.5, cancel_timeout_s=0.5,
                                  poll_interval_s=0.2, saga_deadline_s=20.0,
@@ -26,6 +30,9 @@ def make_config(**sections: dict[str, Any]) -> Config:
     limits = dataclasses.replace(config.rate_limits, orders_per_s=1000, orders_per_min=100000,
                                  orders_per_day=1000000, other_per_s=1000)
     paper = dataclasses.replace(config.paper, slippage_bps=Decimal(0))
+    state = tempfile.mkdtemp(prefix="kitesaga-test-")
+    atexit.register(shutil.rmtree, state, True)
+    engine = dataclasses.replace(engine, state_dir=state)
     config = dataclasses.replace(config, engine=engine, rate_limits=limits, paper=paper)
     for name, values in sections.items():
         config = dataclasses.replace(

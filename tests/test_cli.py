@@ -159,3 +159,14 @@ def test_no_command_exits_2_with_usage(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "usage: kitesaga" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_corrupt_journal_stops_the_start_with_exit_2_and_is_kept(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    journal = state / "journal-paper.sqlite3"
+    journal.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    result = _kitesaga(["run", "--duration", "1", "--quiet", "--state-dir", str(state)], tmp_path)
+    assert result.returncode == 2
+    assert "journal refused" in result.stderr and "Traceback" not in result.stderr
+    assert journal.read_bytes() == b"SQLite format 3\x00" + b"\xff" * 200

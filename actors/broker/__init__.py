@@ -15,6 +15,7 @@ from actors.broker._matching import (
     PlaceResult,
 )
 from actors.broker._paper import BrokerSnapshot, PaperBrokerActor, build_engine
+from actors.broker._restore import restore_orders
 
 __all__ = [
     "TERMINAL_ORDER_CAP",
@@ -27,5 +28,6 @@ __all__ = [
     "PlaceOutcome",
     "PlaceResult",
     "build_engine",
+    "restore_orders",
     "segment_for",
 ]

@@ -10,6 +10,7 @@ from actors.cli._login import add_login_parsers
 from actors.cli._run import add_run_parser
 from actors.cli._sim import add_sim_parser
 from actors.config import ConfigError
+from actors.journal import JournalError
 
 __all__ = ["main"]
 
@@ -32,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"kitesaga: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except JournalError as exc:  # foreign, corrupt, newer or other-mode: refused, untouched
+        print(f"kitesaga: journal refused: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
         print(f"kitesaga: {exc}", file=sys.stderr)

@@ -177,7 +177,24 @@ class JournalRecord:
     @classmethod
     def of(cls, message: Any, saga_id: str | None = None) -> JournalRecord:
         """Record a protocol message (any dataclass of :mod:`messages`)."""
-        return cls(type(message).__name__, to_dict(message), saga_id)
+        return cls.built(type(message).__name__, to_dict(message), saga_id)
+
+    @classmethod
+    def built(cls, kind: str, body: dict[str, Any], saga_id: str | None = None) -> JournalRecord:
+        """The hot path for a body the engine built itself, JSON-ready (from
+        :func:`messages.to_dict` and plain values) and handed over (not kept by
+        the caller): the labels are checked and the text encoded (NaN still
+        refused), but the deep walk and the defensive copy are skipped. Per
+        saga step this saves most of a record's cost (docs/performance.md)."""
+        _check_label("kind", kind, _MAX_KIND)
+        if saga_id is not None:
+            _check_label("saga_id", saga_id, _MAX_SAGA_ID)
+        try:
+            text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+        except (TypeError, ValueError) as bad:
+            raise ValueError(f"body: not plain JSON: {bad}") from None
+        return cls.from_stored(kind, saga_id, text, body)
 
     def message(self) -> Any:
         """The protocol message this record holds, rebuilt and validated again.

@@ -204,8 +204,9 @@ class _Window:
             self.free.release()
 
 
-def bench_config(instruments: int, **engine: Any) -> Config:
-    """Fast timeouts, effectively unlimited rate limits, cash and positions."""
+def bench_config(instruments: int, journal: bool = True, **engine: Any) -> Config:
+    """Fast timeouts, effectively unlimited rate limits, cash and positions; the journal
+    on (as in production) unless told otherwise."""
     settings: dict[str, Any] = {
         "fill_timeout_s": 10.0, "cancel_timeout_s": 5.0, "saga_deadline_s": 60.0,
         "drain_timeout_s": 10.0, "max_open_positions": _HUGE,
@@ -215,7 +216,7 @@ def bench_config(instruments: int, **engine: Any) -> Config:
         engine=settings,
         rate_limits={"quote_per_s": _HUGE, "historical_per_s": _HUGE, "orders_per_s": _HUGE,
                      "orders_per_min": _HUGE, "orders_per_day": _HUGE, "other_per_s": _HUGE},
-        market={"extra_instruments": instruments})
+        market={"extra_instruments": instruments}, journal={"enabled": journal})
 
 
 @contextmanager
@@ -288,11 +289,12 @@ def _submit_all(engine: Engine, work: list[tuple[list[SubmitEntry], _Window]]) -
 # --- phase 1: throughput ---------------------------------------------------------------
 
 
-def saga_throughput(sagas: int, threads: int, window: int) -> dict[str, Any]:
+def saga_throughput(sagas: int, threads: int, window: int,
+                    journal: bool = True) -> dict[str, Any]:
     """Entry sagas per second from ``threads`` submitting threads."""
     per_thread = -(-sagas // threads)
     listener = Listener()
-    with started(bench_config(per_thread), listener) as engine:
+    with started(bench_config(per_thread, journal), listener) as engine:
         instruments = synthetic(engine, per_thread)
         work: list[tuple[list[SubmitEntry], _Window]] = []
         left = sagas
@@ -480,21 +482,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     tells = raw_tell_per_s(100_000)
     asks: list[float] = []
     rounds: list[dict[str, Any]] = []
-    for n in range(args.rounds):
+    unjournaled: list[dict[str, Any]] = []
+    for n in range(args.rounds):  # journal on and off interleaved: the same machine state
         asks.append(round(raw_ask_roundtrip_us(args.asks), 1))
         rounds.append(_phase(f"throughput round {n + 1}", lambda: saga_throughput(
             args.sagas, args.threads, args.window)))
+        unjournaled.append(_phase(f"throughput round {n + 1}, no journal",
+                                  lambda: saga_throughput(args.sagas, args.threads,
+                                                          args.window, journal=False)))
     latency = _phase("latency", lambda: saga_latency(args.latency_sagas)) \
         if args.latency_sagas > 0 else None
     ticks = _phase("ticks", lambda: tick_to_exit(args.positions, args.ticks_per_s, args.seconds,
                                                  args.threads, args.window))
     ask_us = statistics.median(asks)
     per_s = statistics.median(r["per_s"] for r in rounds)
+    off_per_s = statistics.median(r["per_s"] for r in unjournaled)
     cost_us = 1e6 / per_s
     ratio = round(cost_us / ask_us, 2)
     p99 = ticks["p99_us"]
     ok = (all(r["completed"] == args.sagas and r["conservation_error"] == 0
-              and r["invariant_violations"] == 0 and r["actor_failures"] == 0 for r in rounds)
+              and r["invariant_violations"] == 0 and r["actor_failures"] == 0
+              for r in rounds + unjournaled)
           and ticks["entries_completed"] and ticks["all_exits_ended"]
           and ticks["exit_decisions"] == args.positions and ticks["compensated"] == 0
           and ticks["conservation_error"] == 0 and ticks["invariant_violations"] == 0
@@ -509,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "raw_tell_msgs_per_s": round(tells),
         "saga_throughput_per_s": round(per_s, 1),
         "saga_throughput_rounds_per_s": [r["per_s"] for r in rounds],
+        "saga_throughput_journal_off_per_s": round(off_per_s, 1),
+        "journal_on_vs_off": round(per_s / off_per_s, 3),
         "saga_cost_us": round(cost_us, 1),
         "saga_cost_vs_ask": ratio,
         "saga_cost_vs_same_cpu_ask": None if same is None else round(cost_us / same, 2),
