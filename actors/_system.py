@@ -11,21 +11,25 @@ import pykka
 import structlog
 
 from actors._base import ActorFailed, EngineActor
+from actors._durable import Recovered, fold
 from actors._feed import SimulatedFeedActor
 from actors._order import Drain, OrderActor, OrdersSnapshot
 from actors._portfolio import PortfolioActor, PortfolioSnapshot
 from actors._price import PriceActor, PriceBook
 from actors._published import Published
 from actors._ratelimit import RateLimitActor
-from actors._sync import SyncActor
+from actors._recover_steps import Resume
+from actors._sync import SyncActor, SyncSnapshot, SyncWiring
 from actors.broker import (
     BrokerSnapshot,
     ChargeSchedule,
     MatchingEngine,
     PaperBrokerActor,
+    restore_orders,
     segment_for,
 )
 from actors.config import Config
+from actors.journal import Journal, JournalActor, JournalSnapshot, journal_path
 from actors.kite import (
     GatewaySnapshot,
     KiteGatewayActor,
@@ -156,7 +160,18 @@ class Engine:
         return ref
 
     def start(self) -> Engine:
-        """Build and start every actor, then the market feed."""
+        """Build and start every actor, then the market feed. If any part cannot
+        start (a refused journal, ...), what did start is stopped and the error
+        raised: never a half-started engine."""
+        try:
+            return self._start_all()
+        except BaseException:
+            for ref in reversed(self._refs):
+                if ref.is_alive():
+                    ref.stop()
+            raise
+
+    def _start_all(self) -> Engine:
         cfg = self.config
         sup = self._start(SupervisorActor)
         self.supervisor = sup
@@ -168,10 +183,15 @@ class Engine:
         cash = live.cash if live is not None else Money.from_rupees(
             cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
         orders_box, broker_box = _Forward(), _Forward()
+        journal, recovered = self._open_journal(orders_box)
         self.portfolio = self._start(
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
-            orders_box, cfg.engine.fill_dedupe_window, price_source=self.prices)
-        self.sync = self._start(SyncActor, cfg.engine.mode)
+            orders_box, cfg.engine.fill_dedupe_window, price_source=self.prices,
+            journal=journal, history=recovered.portfolio)
+        self._portfolio_cell: Published[PortfolioSnapshot] = \
+            self.portfolio.proxy().snapshot.get()
+        positions = {key: view.quantity
+                     for key, view in self._portfolio_cell.latest().positions.items()}
         schedule = ChargeSchedule(cfg.charges)
         clock = self.clock
 
@@ -185,7 +205,8 @@ class Engine:
             OrderActor, cfg.engine, self.portfolio, broker_box, self.limiter,
             self.instruments.get, self.clock.now, self.calendar.entry_refusal,
             charges, self._listeners, price_source=self.prices,
-            margin_check=live is not None and cfg.live.margin_check, protector=protector)
+            margin_check=live is not None and cfg.live.margin_check, protector=protector,
+            journal=journal, recovered=recovered, positions=positions)
         orders_box.target = self.orders
         self._price_cell: Published[PriceBook] = self.prices.proxy().snapshot.get()
         if live is not None:
@@ -196,14 +217,20 @@ class Engine:
         else:
             self.matching = MatchingEngine(cfg.paper, ChargeSchedule(cfg.charges), cash,
                                            cfg.engine.short_margin_pct, cfg.market.seed)
+            restore_orders(self.matching, recovered.orders)
             self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now,
                                       self.orders)
             self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
         broker_box.target = self.broker
+        self.orders.tell(Resume())  # the unfinished sagas, now that their broker is wired
         self.supervisor.tell(_Orders(self.orders))
-        self._portfolio_cell: Published[PortfolioSnapshot] = \
-            self.portfolio.proxy().snapshot.get()
         self._orders_cell: Published[OrdersSnapshot] = self.orders.proxy().snapshot.get()
+        self.sync = self._start(SyncActor, cfg.engine.mode, None if live is None else
+                                SyncWiring.of_engine(
+                                    live.client(), cfg, self.limiter, self.orders,
+                                    self._portfolio_cell, self._orders_cell, self._gateway_cell,
+                                    self.instruments, self.clock.now, self._listeners))
+        self._sync_cell: Published[SyncSnapshot] = self.sync.proxy().snapshot.get()
         self.prices.tell(Subscribe("orders", frozenset(), self.orders))
         self.prices.tell(Subscribe("portfolio", frozenset(), self.portfolio))
         if self._run_strategies:
@@ -217,6 +244,23 @@ class Engine:
         _log.info("engine_started", mode=cfg.engine.mode, start=self.start_time.isoformat(),
                   instruments=len(self.instruments), speed=cfg.market.speed)
         return self
+
+    def _open_journal(self, halt_to: Inbox) -> tuple[Inbox | None, Recovered]:
+        """Open this mode's journal and fold it (start-up IS recovery: one path).
+        A foreign, corrupt or other-mode file raises JournalError, untouched."""
+        cfg = self.config
+        if not cfg.journal.enabled:
+            return None, Recovered()
+        mode = cfg.engine.mode
+        store = Journal.open(journal_path(cfg, mode), mode)
+        started = time.monotonic()
+        recovered = fold(record for _, record in store.replay())
+        self.recovery_s = time.monotonic() - started
+        _log.info("journal_replayed", events=recovered.events,
+                  unfinished_sagas=len(recovered.unfinished), seconds=round(self.recovery_s, 3))
+        self.journal = self._start(JournalActor, store, cfg.journal, halt_to)
+        self._journal_cell: Published[JournalSnapshot] = self.journal.proxy().snapshot.get()
+        return self.journal, recovered
 
     def _start_strategies(self) -> None:
         cfg = self.config.strategy
@@ -281,6 +325,11 @@ class Engine:
     def orders_snapshot(self) -> OrdersSnapshot:
         """OrderActor's latest published snapshot."""
         return self._orders_cell.latest()
+
+    @property
+    def sync_snapshot(self) -> SyncSnapshot:
+        """SyncActor's latest published snapshot: the last reconciliation and its drifts."""
+        return self._sync_cell.latest()
 
     def failures(self) -> tuple[ActorFailed, ...]:
         """Actors that have failed so far."""

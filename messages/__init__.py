@@ -62,6 +62,7 @@ from messages._live import (
     RemoveProtection,
 )
 from messages._orders import ExitRules, Fill, OrderLeg, OrderRequest, OrderState, OrderStatus
+from messages._sync import DriftDetected, DriftKind, Reconciled, SyncCheck
 from messages._values import (
     Exchange,
     Instrument,
@@ -75,14 +76,15 @@ from messages._values import (
 
 __all__ = [
     "ApplyFill", "CallThrottled", "CancelBrokerOrder", "CancelEntry", "CashRefused",
-    "CashReleased", "CashReserved", "CheckMargins", "EndpointClass", "Exchange", "ExitDecided",
-    "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox", "Instrument", "InstrumentKind",
-    "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected",
-    "OrderRequest", "OrderState", "OrderStatus", "OrderType", "OrderUpdated", "OrdersFound",
-    "PermitGranted", "PermitRefused", "PlaceOrder", "PositionProtected", "Price", "PriceRejected",
-    "PricesProcessed", "PricesUpdated", "Priority", "Product", "ProtectPosition",
-    "ProtectionFailed", "ProtectionRemoved", "QueryOrder", "RecordPrices", "ReleaseCash",
-    "RemoveProtection", "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted",
-    "SagaKind", "SagaRefused", "SagaStarted", "SetTradingState", "Side", "SubmitEntry",
-    "SubmitExit", "Subscribe", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+    "CashReleased", "CashReserved", "CheckMargins", "DriftDetected", "DriftKind", "EndpointClass",
+    "Exchange", "ExitDecided", "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox",
+    "Instrument", "InstrumentKind", "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown",
+    "OrderPlaced", "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType",
+    "OrderUpdated", "OrdersFound", "PermitGranted", "PermitRefused", "PlaceOrder",
+    "PositionProtected", "Price", "PriceRejected", "PricesProcessed", "PricesUpdated", "Priority",
+    "Product", "ProtectPosition", "ProtectionFailed", "ProtectionRemoved", "QueryOrder",
+    "Reconciled", "RecordPrices", "ReleaseCash", "RemoveProtection", "RequestPermit",
+    "ReserveCash", "SagaCompensated", "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted",
+    "SetTradingState", "Side", "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck",
+    "TradingState", "TradingStateChanged", "from_dict", "to_dict",
 ]

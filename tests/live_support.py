@@ -18,7 +18,13 @@ from actors.kite import LiveSession, TokenStore
 from actors.kite._token import token_path
 from actors.kitesim import SimServer
 from actors.market import IST
-from messages import Instrument, InstrumentKind, SagaCompensated, SagaCompleted
+from messages import (
+    Instrument,
+    InstrumentKind,
+    SagaCompensated,
+    SagaCompleted,
+    TradingState,
+)
 from tests.support import Recorder, wait_until
 
 FAST = {
@@ -106,6 +112,10 @@ def live_engine(tmp_path: Path, faults: str = "", run_strategies: bool = False,
         events = Recorder()
         engine = Engine(config, run_strategies=run_strategies, listeners=(events,),
                         session=session).start()
+        wait_until(lambda: engine.sync_snapshot.startup != "pending" and (
+            engine.sync_snapshot.startup != "clean"
+            or engine.orders_snapshot.state is TradingState.ACTIVE), 15,
+            what="the start-up reconciliation")
         try:
             yield LiveHarness(server, engine, events, zenv)
         finally:

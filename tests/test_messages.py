@@ -54,6 +54,11 @@ SAMPLES = [
     m.RemoveProtection("mom:11"), m.PositionProtected("mom:11", 7),
     m.ProtectionFailed("mom:11", "gtt refused"), m.ProtectionRemoved("mom:11", 7),
     m.CallThrottled(m.EndpointClass.QUOTE, "quote"),
+    m.DriftDetected(m.DriftKind.POSITION_MISSING_IN_BOOK, "NFO:NIFTY26DEC24000CE", 0, 65,
+                    "book flat; broker NRML +65", 11, "NRML"),
+    m.DriftDetected(m.DriftKind.STALE_IN_FLIGHT, "B1", "working", "OPEN", "tag AB12CD0E"),
+    m.Reconciled(NOW, False, (m.SyncCheck.POSITIONS, m.SyncCheck.ORDERS, m.SyncCheck.GTTS), 1,
+                 "1 drift(s): POSITION_MISSING_IN_BOOK x1"),
 ]
 
 
@@ -80,6 +85,14 @@ def test_every_message_class_has_a_sample() -> None:
                                m.Money(140_00), m.Money(100_00)), "quantity"),
     (lambda: m.PositionProtected("k", 0), "trigger_id"),
     (lambda: m.CallThrottled("nope", "x"), "endpoint"),  # type: ignore[arg-type]
+    (lambda: m.DriftDetected("NOPE", "k", 0, 1, "d"), "kind"),  # type: ignore[arg-type]
+    (lambda: m.DriftDetected(m.DriftKind.GTT_UNKNOWN, "k", 0.5, 1, "d"), "engine"),
+    (lambda: m.DriftDetected(m.DriftKind.GTT_UNKNOWN, "k", 0, True, "d"), "broker"),
+    (lambda: m.DriftDetected(m.DriftKind.GTT_UNKNOWN, "k", 0, 1, ""), "detail"),
+    (lambda: m.Reconciled(NOW.replace(tzinfo=None), True, (), 0), "at"),
+    (lambda: m.Reconciled(NOW, False, (), 0), "reason"),
+    (lambda: m.Reconciled(NOW, True, (m.SyncCheck.GTTS, m.SyncCheck.GTTS), 0), "checked"),
+    (lambda: m.Reconciled(NOW, True, ("nope",), 0), "checked"),  # type: ignore[arg-type]
 ])
 def test_live_messages_refuse_bad_values(build: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):

@@ -34,6 +34,7 @@ __all__ = [
     "RateLimitsConfig",
     "SimConfig",
     "StrategyConfig",
+    "SyncConfig",
     "UnderlyingConfig",
 ]
 
@@ -436,6 +437,29 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """Live reconciliation with the broker (SyncActor); the paper book is never reconciled."""
+
+    positions_interval_s: float = field(default=60.0, metadata=_m(
+        "wall seconds between comparisons of the book's positions with the broker's", **_POS))
+    orders_interval_s: float = field(default=30.0, metadata=_m(
+        "wall seconds between reads of the broker's order book (foreign and stale orders)",
+        **_POS))
+    gtt_interval_s: float = field(default=120.0, metadata=_m(
+        "wall seconds between comparisons of the broker's active GTTs with the protected "
+        "positions", **_POS))
+    in_flight_max_age_s: float = field(default=120.0, metadata=_m(
+        "an order of ours still working at the broker this long after it was placed (broker "
+        "clock) is a STALE_IN_FLIGHT drift", **_POS))
+    startup_timeout_s: float = field(default=60.0, metadata=_m(
+        "broker errors during the start-up reconciliation are retried this long; then new "
+        "entries stay HALTED", **_POS))
+    startup_retry_s: float = field(default=2.0, metadata=_m(
+        "wall seconds between start-up reconciliation attempts after a broker error",
+        **_POS))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -452,3 +476,4 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)

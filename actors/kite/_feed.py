@@ -129,6 +129,11 @@ class LiveFeedActor(PermittedCalls, EngineActor):
             self.unhandled(message)
         return None
 
+    def _session_dead(self, error: CallError) -> None:
+        # the gateway halts entries on a dead session; the feed keeps trying (REST prices
+        # come back once `kitesaga login` has run and the engine restarted)
+        _log.error("alert", alert="broker_session_expired", source="feed", error=error.message)
+
     @property
     def counts(self) -> Mapping[str, int]:
         """Calls, REST rounds, REST prices and rejections so far (a copy)."""
