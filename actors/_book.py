@@ -6,7 +6,7 @@ from enum import Enum
 
 from actors._exits import ExitPlan
 from actors._saga import Role, Saga
-from messages import ExitRules, Instrument, Product
+from messages import ExitRules, Instrument, OrderLeg, OrderType, Product, Side
 
 __all__ = ["Book", "BookEntry", "BookStatus"]
 
@@ -42,6 +42,12 @@ class BookEntry:
         self.quantity = 0
         self.plan: ExitPlan | None = None
         self.peak = 0
+
+    def closing_leg(self) -> OrderLeg:
+        """A MARKET order that closes the whole position."""
+        side = Side.SELL if self.quantity > 0 else Side.BUY
+        return OrderLeg(self.instrument, side, abs(self.quantity), OrderType.MARKET,
+                        self.product)
 
 
 class Book:

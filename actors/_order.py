@@ -38,7 +38,6 @@ from messages import (
     OrderPlaced,
     OrderRejected,
     OrdersFound,
-    OrderType,
     OrderUpdated,
     PermitRefused,
     PositionProtected,
@@ -52,7 +51,6 @@ from messages import (
     SagaRefused,
     SagaStarted,
     SetTradingState,
-    Side,
     SubmitEntry,
     SubmitExit,
     TradingState,
@@ -333,8 +331,7 @@ class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
     def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
                     tick: Price | None) -> None:
         self._book.mark_exiting(entry)
-        side = Side.SELL if entry.quantity > 0 else Side.BUY
-        leg = _closing_leg_for(entry, side)
+        leg = entry.closing_leg()
         saga = self._new_saga(SagaKind.EXIT, entry.key[0], (leg,), entry.rules, reply_to)
         saga.reason = reason
         self._journal_saga(saga)
@@ -396,8 +393,3 @@ class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
             heapq.heappop(self._deadlines)
         if self._deadlines:
             self._timer.arm(self._deadlines[0][0])
-
-
-def _closing_leg_for(entry: BookEntry, side: Side) -> OrderLeg:
-    return OrderLeg(entry.instrument, side, abs(entry.quantity), OrderType.MARKET,
-                    entry.product)
