@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pytest
+
 T = TypeVar("T")
 
 
@@ -55,3 +57,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
             raise AssertionError(f"not true within {timeout}s: {what}")
         threading.Event().wait(delay)
         delay = min(delay * 2, 0.05)
+
+
+def only_when_selected(request: pytest.FixtureRequest) -> None:
+    """``slow`` runs are not part of the default run: they need ``-m slow``."""
+    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
+        pytest.skip("a long run: select it with -m slow")

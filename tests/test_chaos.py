@@ -18,6 +18,7 @@ import pytest
 
 from actors._durable import fold
 from actors.journal import Journal
+from tests.support import only_when_selected
 
 KITESAGA = [str(Path(sys.executable).with_name("kitesaga"))]
 TRIALS = int(os.environ.get("CHAOS_TRIALS", "25"))
@@ -68,7 +69,8 @@ def test_sigkill_during_traffic_loses_and_duplicates_nothing(tmp_path: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_two_hundred_kills(tmp_path: Path) -> None:
+def test_two_hundred_kills(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    only_when_selected(request)
     _chaos(tmp_path, 200, int(os.environ.get("CHAOS_SEED", "12")))
 
 

@@ -29,7 +29,7 @@ from messages import (
     SubmitExit,
 )
 from tests.engine_support import Harness, make_config, running
-from tests.support import wait_until
+from tests.support import only_when_selected, wait_until
 
 START = date(2026, 11, 25)  # a Wednesday session, not an expiry day of the chain
 RULES = ExitRules(exit_on_expiry_day=False)
@@ -243,19 +243,13 @@ def test_round_trips_with_injected_broker_faults() -> None:
     _round_trips(threads=10, trips=50, budget_s=120.0, faults=True)
 
 
-def _only_when_selected(request: pytest.FixtureRequest) -> None:
-    """``slow`` runs are not part of the default run: they need ``-m slow``."""
-    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
-        pytest.skip("a long run: select it with -m slow")
-
-
 @pytest.mark.slow
 def test_fifty_thousand_round_trips_from_twenty_threads(request: pytest.FixtureRequest) -> None:
-    _only_when_selected(request)
+    only_when_selected(request)
     _round_trips(threads=20, trips=2_500, budget_s=900.0)
 
 
 @pytest.mark.slow
 def test_ten_thousand_round_trips_with_faults(request: pytest.FixtureRequest) -> None:
-    _only_when_selected(request)
+    only_when_selected(request)
     _round_trips(threads=20, trips=500, budget_s=900.0, faults=True)
