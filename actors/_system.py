@@ -23,8 +23,8 @@ from actors._sync import SyncActor, SyncSnapshot, SyncWiring
 from actors.broker import (
     BrokerSnapshot,
     ChargeSchedule,
-    MatchingEngine,
     PaperBrokerActor,
+    build_engine,
     restore_orders,
     segment_for,
 )
@@ -119,6 +119,27 @@ def simulated_start(config: Config, calendar: MarketCalendar) -> datetime:
     return datetime.combine(day, config.market.start_time, IST)
 
 
+@dataclass(frozen=True, slots=True)
+class SimulatedMarket:
+    """The simulated market both faces share (the paper engine and ``kitesaga sim``):
+    its start, clock, instruments dump (CSV and parsed) and random walks."""
+
+    start: datetime
+    clock: SimClock
+    dump_csv: str
+    instruments: InstrumentTable
+    market: SyntheticMarket
+
+    @classmethod
+    def of(cls, config: Config, calendar: MarketCalendar) -> SimulatedMarket:
+        """The market ``config`` describes, starting at :func:`simulated_start`."""
+        start = simulated_start(config, calendar)
+        dump = synthetic_dump_csv(config.market, start.date(), calendar)
+        instruments = InstrumentTable.from_csv(dump)
+        return cls(start, SimClock(start, config.market.speed), dump, instruments,
+                   SyntheticMarket(config.market, instruments, start))
+
+
 class Engine:
     """Starts, wires and stops every actor of one paper-trading engine.
 
@@ -143,11 +164,9 @@ class Engine:
             self.start_time = self.clock.now()
             self.instruments = self.live.instruments
         else:
-            self.start_time = simulated_start(config, self.calendar)
-            self.clock = SimClock(self.start_time, config.market.speed)
-            self.instruments = InstrumentTable.from_csv(
-                synthetic_dump_csv(config.market, self.start_time.date(), self.calendar))
-            self.market = SyntheticMarket(config.market, self.instruments, self.start_time)
+            simulated = SimulatedMarket.of(config, self.calendar)
+            self.start_time, self.clock = simulated.start, simulated.clock
+            self.instruments, self.market = simulated.instruments, simulated.market
         self._run_strategies = run_strategies
         self._run_feed = run_feed
         self._listeners = listeners
@@ -215,8 +234,7 @@ class Engine:
                 lambda: self._price_cell.latest().prices, self.clock.now)
             self._gateway_cell: Published[GatewaySnapshot] = self.broker.proxy().snapshot.get()
         else:
-            self.matching = MatchingEngine(cfg.paper, ChargeSchedule(cfg.charges), cash,
-                                           cfg.engine.short_margin_pct, cfg.market.seed)
+            self.matching = build_engine(cfg)
             restore_orders(self.matching, recovered.orders)
             self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now,
                                       self.orders)

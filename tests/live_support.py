@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -121,8 +120,3 @@ def live_engine(tmp_path: Path, faults: str = "", run_strategies: bool = False,
         finally:
             engine.stop(drain=False)
             pykka.ActorRegistry.stop_all()
-
-
-def replace_section(config: Config, section: str, **values: Any) -> Config:
-    return dataclasses.replace(config, **{section: dataclasses.replace(
-        getattr(config, section), **values)})

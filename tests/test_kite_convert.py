@@ -52,6 +52,10 @@ def trade(trade_id: str, quantity: int, price: float = 100.0) -> dict[str, Any]:
             "fill_timestamp": "2026-11-25 10:00:01"}
 
 
+def fills(*trades: tuple[str, int]) -> list[Any]:
+    return [fill_from_trade(trade(t, q), CALL.instrument_token, Money(0)) for t, q in trades]
+
+
 @pytest.mark.parametrize(("bad", "field"), [
     ({"status": None}, "status"),
     ({"status": "LOST IN SPACE"}, "status"),
@@ -127,14 +131,13 @@ def test_charges_of_an_order_are_split_over_its_fills_and_add_up() -> None:
     tracked = Tracked("AB12CD0E", LEG)
     tracked.order_id = "1001"
     tracked.take(order_from_kite(row(filled_quantity=65)))
-    first = tracked.add_fills([trade("T1", 65)], Money(25_00), fill_from_trade)
+    first = tracked.add_fills(fills(("T1", 65)), Money(25_00))
     tracked.take(order_from_kite(row(status="COMPLETE", filled_quantity=130)))
-    second = tracked.add_fills([trade("T2", 30), trade("T3", 35)], Money(41_01),
-                               fill_from_trade)
+    second = tracked.add_fills(fills(("T2", 30), ("T3", 35)), Money(41_01))
     charges = [f.charges.paise for f in (*first, *second)]
     assert sum(charges) == 41_01 and charges[0] == 25_00
     with pytest.raises(BrokerReplyError, match="exceeds"):
-        tracked.add_fills([trade("T4", 65)], Money(50_00), fill_from_trade)
+        tracked.add_fills(fills(("T4", 65)), Money(50_00))
 
 
 def test_a_terminal_state_is_not_pushed_before_its_fills() -> None:
@@ -144,7 +147,7 @@ def test_a_terminal_state_is_not_pushed_before_its_fills() -> None:
     early = tracked.push_state()
     assert early is not None and early.status is OrderStatus.OPEN and early.fills == ()
     assert tracked.needs_trades()
-    tracked.add_fills([trade("T1", 130)], Money(30_00), fill_from_trade)
+    tracked.add_fills(fills(("T1", 130)), Money(30_00))
     done = tracked.push_state()
     assert done is not None and done.status is OrderStatus.COMPLETE and len(done.fills) == 1
     assert tracked.push_state() is None  # nothing new

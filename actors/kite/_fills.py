@@ -19,7 +19,7 @@ from actors.kite._convert import (
     rupees,
 )
 from actors.kite._tracked import Tracked
-from messages import EndpointClass, Money, OrderUpdated, Priority
+from messages import EndpointClass, Fill, Money, OrderUpdated, Priority
 
 if TYPE_CHECKING:
     from actors.config._schema import Config
@@ -98,22 +98,22 @@ class FillTracking:
             _log.warning("trades_unavailable", order_id=tracked.order_id,
                          error=error.message if error else "not a list")
             return
-        new = tracked.new_trades(rows)
-        if not new:
-            self._settled(tracked)
-            return
-        try:
-            quantity = tracked.emitted_qty + sum(int(r["quantity"]) for r in new)
-            turnover = tracked.turnover_paise + sum(
-                rupees(r["average_price"], "average_price").paise * int(r["quantity"])
-                for r in new)
-            average = Money(turnover // quantity)
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        token = tracked.leg.instrument.instrument_token
+        try:  # each trade read and validated once; charges are attached later
+            new = [fill_from_trade(row, token, Money(0)) for row in tracked.new_trades(rows)]
+            tracked.check_room(new)
+        except (BrokerReplyError, KeyError, TypeError, ValueError) as exc:
             self._counts["bad_replies"] += 1
             tracked.fetching = False
             _log.error("bad_broker_trade", order_id=tracked.order_id, error=str(exc)[:300])
             return
+        if not new:
+            self._settled(tracked)
+            return
+        quantity = tracked.emitted_qty + sum(f.quantity for f in new)
+        turnover = tracked.turnover_paise + sum(f.value.paise for f in new)
         if self._config.live.broker_charges:
+            average = Money(turnover // quantity)
             self._request(EndpointClass.OTHER, Priority.EXIT, "get_virtual_contract_note",
                           {"params": charges_params(tracked.order_id or "", tracked.leg,
                                                     quantity, average)},
@@ -121,7 +121,7 @@ class FillTracking:
         else:
             self._got_charges(tracked, new, None, None, turnover)
 
-    def _got_charges(self, tracked: Tracked, new: list[Mapping[str, Any]], note: Any,
+    def _got_charges(self, tracked: Tracked, new: list[Fill], note: Any,
                      error: CallError | None, turnover: int) -> None:
         total: Money | None = None
         if error is None and isinstance(note, list) and note:
@@ -135,13 +135,7 @@ class FillTracking:
             total = self._schedule.charges(
                 self._today().date(), segment_for(leg.instrument, leg.product), leg.side,
                 Money(turnover), True).total
-        try:
-            fills = tracked.add_fills(new, total, fill_from_trade)
-        except (BrokerReplyError, ValueError) as exc:
-            self._counts["bad_replies"] += 1
-            _log.error("bad_broker_trade", order_id=tracked.order_id, error=str(exc)[:300])
-            tracked.fetching = False
-            return
+        fills = tracked.add_fills(new, total)
         self._counts["fills"] += len(fills)
         self._settled(tracked)
 

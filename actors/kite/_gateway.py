@@ -130,6 +130,7 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
         self._pending: dict[str, PlaceOrder] = {}  # tag -> placement not yet answered
         self._ticker_up = False
         self._token_dead = False
+        self._polling = False  # one poll of the order list in flight at a time
         self._init_protection(config.live)
         self.snapshot: Published[GatewaySnapshot] = snapshot or Published(self._build())
 
@@ -303,7 +304,6 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
             self._counts["polls"] += 1
             self._request(EndpointClass.OTHER, Priority.EXIT, "orders", {}, self._polled)
 
-    _polling = False
 
     def _polled(self, rows: Any, error: CallError | None) -> None:
         self._polling = False

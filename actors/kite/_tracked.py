@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from actors.kite._convert import BrokerReplyError, KiteOrder
 from messages import Fill, Money, OrderLeg, OrderState, OrderStatus
 
 __all__ = ["Tracked"]
-
-FillMaker = Callable[[Mapping[str, Any], int, Money], Fill]
 
 
 class Tracked:
@@ -72,20 +71,22 @@ class Tracked:
                 and row.get("trade_id") is not None
                 and str(row["trade_id"]) not in self.trade_ids]
 
-    def add_fills(self, rows: list[Mapping[str, Any]], total_charges: Money,
-                  make: FillMaker) -> list[Fill]:
-        """Turn new trade rows into fills carrying their share of the new charges.
-        All or nothing: a bad row raises and nothing is taken."""
-        quantities = [int(row["quantity"]) for row in rows]
-        if self.emitted_qty + sum(quantities) > self.quantity:
-            raise BrokerReplyError(f"trades: {self.emitted_qty + sum(quantities)} filled "
-                                   f"exceeds the order's quantity {self.quantity}")
+    def check_room(self, fills: list[Fill]) -> None:
+        """Refuse trades that would fill more than the order's quantity."""
+        total = self.emitted_qty + sum(f.quantity for f in fills)
+        if total > self.quantity:
+            raise BrokerReplyError(f"trades: {total} filled exceeds the order's quantity "
+                                   f"{self.quantity}")
+
+    def add_fills(self, fills: list[Fill], total_charges: Money) -> list[Fill]:
+        """Take new fills (validated, see :meth:`check_room`), each carrying its share
+        of the charges new since the last batch, split by quantity."""
+        self.check_room(fills)
         delta = max(0, total_charges.paise - self.charges_paise)
-        token = self.leg.instrument.instrument_token
-        total_qty = sum(quantities)
-        shares = [delta * q // total_qty for q in quantities]
+        total_qty = sum(f.quantity for f in fills)
+        shares = [delta * f.quantity // total_qty for f in fills]
         shares[-1] += delta - sum(shares)
-        fills = [make(row, token, Money(share)) for row, share in zip(rows, shares, strict=True)]
+        fills = [replace(f, charges=Money(share)) for f, share in zip(fills, shares, strict=True)]
         for fill in fills:
             self.trade_ids.add(fill.fill_id)
             self.emitted_qty += fill.quantity

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from actors._system import simulated_start
+from actors._system import SimulatedMarket
 from actors.broker import ChargeSchedule, PlaceOutcome, build_engine
 from actors.config._schema import Config
 from actors.kitesim._faults import FaultState
@@ -29,8 +29,7 @@ from actors.kitesim._gtt import GttBook
 from actors.kitesim._kite import KiteError, field_int
 from actors.kitesim._orders import SIM_USER_ID, SimOrder, SimTrade, order_json, order_terms
 from actors.kitesim._rms import Rms
-from actors.market import InstrumentTable, MarketCalendar, SimClock, SyntheticMarket
-from actors.market._instruments import synthetic_dump_csv
+from actors.market import MarketCalendar
 from messages import (
     Instrument,
     Money,
@@ -97,12 +96,10 @@ class SimExchange:
 
     def __init__(self, config: Config, faults: FaultState,
                  loop: asyncio.AbstractEventLoop) -> None:
-        calendar = MarketCalendar(config.calendar)
-        self.start = simulated_start(config, calendar)
-        self.clock = SimClock(self.start, config.market.speed)
-        self.dump_csv = synthetic_dump_csv(config.market, self.start.date(), calendar)
-        self.instruments = InstrumentTable.from_csv(self.dump_csv)
-        self.market = SyntheticMarket(config.market, self.instruments, self.start)
+        simulated = SimulatedMarket.of(config, MarketCalendar(config.calendar))
+        self.start, self.clock = simulated.start, simulated.clock
+        self.dump_csv, self.instruments = simulated.dump_csv, simulated.instruments
+        self.market = simulated.market
         paper = replace(config.paper, reject_ratio=Decimal(0),
                         unknown_outcome_ratio=Decimal(0), stuck_ratio=Decimal(0))
         self.engine = build_engine(replace(config, paper=paper))
