@@ -62,7 +62,15 @@ from messages._live import (
     RemoveProtection,
 )
 from messages._orders import ExitRules, Fill, OrderLeg, OrderRequest, OrderState, OrderStatus
-from messages._sync import DriftDetected, DriftKind, Reconciled, SyncCheck
+from messages._sync import (
+    EXTERNAL,
+    AdoptPosition,
+    DriftDetected,
+    DriftKind,
+    PositionAdopted,
+    Reconciled,
+    SyncCheck,
+)
 from messages._values import (
     Exchange,
     Instrument,
@@ -75,13 +83,15 @@ from messages._values import (
 )
 
 __all__ = [
-    "ApplyFill", "CallThrottled", "CancelBrokerOrder", "CancelEntry", "CashRefused",
+    "EXTERNAL", "AdoptPosition", "ApplyFill", "CallThrottled", "CancelBrokerOrder", "CancelEntry",
+    "CashRefused",
     "CashReleased", "CashReserved", "CheckMargins", "DriftDetected", "DriftKind", "EndpointClass",
     "Exchange", "ExitDecided", "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox",
     "Instrument", "InstrumentKind", "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown",
     "OrderPlaced", "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType",
     "OrderUpdated", "OrdersFound", "PermitGranted", "PermitRefused", "PlaceOrder",
-    "PositionProtected", "Price", "PriceRejected", "PricesProcessed", "PricesUpdated", "Priority",
+    "PositionAdopted", "PositionProtected", "Price", "PriceRejected", "PricesProcessed",
+    "PricesUpdated", "Priority",
     "Product", "ProtectPosition", "ProtectionFailed", "ProtectionRemoved", "QueryOrder",
     "Reconciled", "RecordPrices", "ReleaseCash", "RemoveProtection", "RequestPermit",
     "ReserveCash", "SagaCompensated", "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted",

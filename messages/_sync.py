@@ -11,10 +11,13 @@ to do, ``key`` names the thing to act on, ``instrument_token`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
+from messages._commands import Inbox
+from messages._orders import Fill
 from messages._validate import (
     require_aware,
     require_enum,
@@ -23,7 +26,11 @@ from messages._validate import (
     require_text,
 )
 
-__all__ = ["DriftDetected", "DriftKind", "Reconciled", "SyncCheck"]
+__all__ = ["AdoptPosition", "DriftDetected", "DriftKind", "PositionAdopted", "Reconciled",
+           "SyncCheck"]
+
+EXTERNAL = "EXTERNAL"
+"""The strategy adopted positions are booked under."""
 
 
 class SyncCheck(str, Enum):
@@ -150,3 +157,50 @@ class Reconciled:
             require_instance("reason", self.reason, str)
         else:
             require_text("reason", self.reason, max_len=500)
+
+
+def _reply() -> Any:
+    return field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptPosition:
+    """Book ``fill`` for ``strategy`` as a position that arrived from outside the book.
+
+    An adopted position was paid for outside the engine (a trade behind its
+    back, found at the broker): the portfolio books it at ``fill``'s price
+    with free cash unchanged, the position's cost coming in as a capital
+    transfer (``transfers`` in the snapshot), so money stays conserved. No
+    short margin is blocked (the broker holds it). ``fill.fill_id`` is the
+    adoption's id: adopting it twice changes nothing (PositionAdopted
+    ``duplicate``). ``reason`` says what was found (kept in the journal).
+    """
+
+    strategy: str
+    fill: Fill
+    reason: str
+    reply_to: Inbox | None = _reply()
+
+    def __post_init__(self) -> None:
+        require_text("strategy", self.strategy, max_len=32)
+        require_instance("fill", self.fill, Fill)
+        require_text("reason", self.reason, max_len=500)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionAdopted:
+    """The portfolio booked adoption ``fill_id`` (or had already: ``duplicate``);
+    ``position_quantity`` is the position's signed quantity after it."""
+
+    strategy: str
+    fill_id: str
+    instrument_token: int
+    position_quantity: int
+    duplicate: bool = False
+
+    def __post_init__(self) -> None:
+        require_text("strategy", self.strategy, max_len=32)
+        require_text("fill_id", self.fill_id)
+        require_non_negative_int("instrument_token", self.instrument_token)
+        require_instance("position_quantity", self.position_quantity, int)
+        require_instance("duplicate", self.duplicate, bool)
