@@ -64,11 +64,14 @@ from messages._live import (
 from messages._orders import ExitRules, Fill, OrderLeg, OrderRequest, OrderState, OrderStatus
 from messages._sync import (
     EXTERNAL,
+    SYNC_SAGA,
     AdoptPosition,
     DriftDetected,
     DriftKind,
     PositionAdopted,
     Reconciled,
+    ReconcilePosition,
+    StrategyFill,
     SyncCheck,
 )
 from messages._values import (
@@ -83,18 +86,18 @@ from messages._values import (
 )
 
 __all__ = [
-    "EXTERNAL", "AdoptPosition", "ApplyFill", "CallThrottled", "CancelBrokerOrder", "CancelEntry",
-    "CashRefused",
-    "CashReleased", "CashReserved", "CheckMargins", "DriftDetected", "DriftKind", "EndpointClass",
-    "Exchange", "ExitDecided", "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox",
-    "Instrument", "InstrumentKind", "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown",
+    "EXTERNAL", "SYNC_SAGA", "AdoptPosition", "ApplyFill", "CallThrottled",
+    "CancelBrokerOrder", "CancelEntry", "CashRefused", "CashReleased", "CashReserved",
+    "CheckMargins", "DriftDetected", "DriftKind", "EndpointClass", "Exchange", "ExitDecided",
+    "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Inbox", "Instrument",
+    "InstrumentKind", "MarginsChecked", "Money", "OrderLeg", "OrderOutcomeUnknown",
     "OrderPlaced", "OrderRejected", "OrderRequest", "OrderState", "OrderStatus", "OrderType",
     "OrderUpdated", "OrdersFound", "PermitGranted", "PermitRefused", "PlaceOrder",
     "PositionAdopted", "PositionProtected", "Price", "PriceRejected", "PricesProcessed",
-    "PricesUpdated", "Priority",
-    "Product", "ProtectPosition", "ProtectionFailed", "ProtectionRemoved", "QueryOrder",
-    "Reconciled", "RecordPrices", "ReleaseCash", "RemoveProtection", "RequestPermit",
-    "ReserveCash", "SagaCompensated", "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted",
-    "SetTradingState", "Side", "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck",
-    "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+    "PricesUpdated", "Priority", "Product", "ProtectPosition", "ProtectionFailed",
+    "ProtectionRemoved", "QueryOrder", "ReconcilePosition", "Reconciled", "RecordPrices",
+    "ReleaseCash", "RemoveProtection", "RequestPermit", "ReserveCash", "SagaCompensated",
+    "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted", "SetTradingState", "Side",
+    "StrategyFill", "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck", "TradingState",
+    "TradingStateChanged", "from_dict", "to_dict",
 ]

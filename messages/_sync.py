@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from messages._commands import Inbox
-from messages._orders import Fill
+from messages._orders import ExitRules, Fill
 from messages._validate import (
     require_aware,
     require_enum,
@@ -25,9 +25,10 @@ from messages._validate import (
     require_non_negative_int,
     require_text,
 )
+from messages._values import Product
 
-__all__ = ["AdoptPosition", "DriftDetected", "DriftKind", "PositionAdopted", "Reconciled",
-           "SyncCheck"]
+__all__ = ["EXTERNAL", "SYNC_SAGA", "AdoptPosition", "DriftDetected", "DriftKind",
+           "PositionAdopted", "ReconcilePosition", "Reconciled", "StrategyFill", "SyncCheck"]
 
 EXTERNAL = "EXTERNAL"
 """The strategy adopted positions are booked under."""
@@ -204,3 +205,60 @@ class PositionAdopted:
         require_non_negative_int("instrument_token", self.instrument_token)
         require_instance("position_quantity", self.position_quantity, int)
         require_instance("duplicate", self.duplicate, bool)
+
+
+SYNC_SAGA = "SYNC"
+"""The saga id fills applied by reconciliation carry (they belong to no saga)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyFill:
+    """A broker trade attributed to one strategy's position."""
+
+    strategy: str
+    fill: Fill
+
+    def __post_init__(self) -> None:
+        require_text("strategy", self.strategy, max_len=32)
+        require_instance("fill", self.fill, Fill)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilePosition:
+    """Make the book's position in ``instrument_token`` follow the broker's.
+
+    Sent by SyncActor for a declared position drift, to OrderActor (the book's
+    owner). ``evidence``: broker trades the engine did not place, each applied
+    to the strategy named (they close book positions, so the book's own money
+    moves: ApplyFill under :data:`SYNC_SAGA`). ``adopt``: what the broker holds
+    beyond the book, booked as :data:`EXTERNAL` at the broker's average price
+    (AdoptPosition) and given ``rules`` as protective exit rules. OrderActor
+    does nothing while a saga of its own is working in that instrument (the
+    next observation asks again). ``reason`` is the drift, for the journal.
+    """
+
+    instrument_token: int
+    product: Product
+    evidence: tuple[StrategyFill, ...]
+    adopt: Fill | None
+    rules: ExitRules
+    reason: str
+
+    def __post_init__(self) -> None:
+        require_non_negative_int("instrument_token", self.instrument_token)
+        object.__setattr__(self, "product", require_enum("product", self.product, Product))
+        require_instance("evidence", self.evidence, tuple)
+        for item in self.evidence:
+            require_instance("evidence", item, StrategyFill)
+            if item.fill.instrument_token != self.instrument_token:
+                raise ValueError(f"evidence: a fill of instrument {item.fill.instrument_token} "
+                                 f"in the reconciliation of {self.instrument_token}")
+        if self.adopt is not None:
+            require_instance("adopt", self.adopt, Fill)
+            if self.adopt.instrument_token != self.instrument_token:
+                raise ValueError(f"adopt: a fill of instrument {self.adopt.instrument_token} "
+                                 f"in the reconciliation of {self.instrument_token}")
+        if not self.evidence and self.adopt is None:
+            raise ValueError("evidence: nothing to reconcile (no evidence and nothing to adopt)")
+        require_instance("rules", self.rules, ExitRules)
+        require_text("reason", self.reason, max_len=500)
