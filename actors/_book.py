@@ -81,6 +81,26 @@ class Book:
         self._entries[key] = entry
         self._by_token.setdefault(key[1], []).append(entry)
 
+    def open_settled(self, key: Key, instrument: Instrument, product: Product,
+                     rules: ExitRules, quantity: int, entry_price: int,
+                     peak: int | None = None) -> BookEntry:
+        """Record a position that is already OPEN (recovered from the journal, or adopted
+        from the broker) with its exit plan compiled at ``entry_price`` paise."""
+        self.open(key, instrument, product, rules)
+        entry = self._entries[key]
+        entry.quantity = quantity
+        entry.plan = ExitPlan.compile(rules, instrument, product, quantity > 0,
+                                      max(entry_price, 1))
+        entry.peak = entry.plan.entry if peak is None else peak
+        entry.status = BookStatus.OPEN
+        return entry
+
+    def remove(self, entry: BookEntry) -> None:
+        """An OPEN position left the book outside any saga (reconciliation)."""
+        if entry.status is BookStatus.EXITING:
+            self.exiting -= 1
+        self._remove(entry)
+
     def mark_exiting(self, entry: BookEntry) -> None:
         """The one exit saga of ``entry`` starts."""
         entry.status = BookStatus.EXITING

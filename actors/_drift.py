@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from actors._saga import UNDO_MARKS, Role
-from actors.kite._convert import BrokerReplyError, as_ist
+from actors.kite._convert import BrokerReplyError, as_ist, rupees
 from messages import DriftDetected, DriftKind, OrderStatus, SyncCheck
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class BrokerPosition:
     key: str
     product: str
     quantity: int
+    average_price: int = 0  # paise; 0 when the broker gave none
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +200,12 @@ def parse_positions(reply: Any) -> tuple[BrokerPosition, ...]:
     for i, raw in enumerate(rows):
         where = f"positions.net[{i}]"
         row = _row(raw, where)
+        average = row.get("average_price")
         out.append(BrokerPosition(_whole(row, "instrument_token", where, 1), _key(row, where),
                                   _text(row, "product", where),
-                                  _whole(row, "quantity", where, None)))
+                                  _whole(row, "quantity", where, None),
+                                  0 if average is None else
+                                  rupees(average, f"{where}.average_price").paise))
     return tuple(out)
 
 

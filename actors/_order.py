@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -18,10 +17,12 @@ from actors._book import Book, BookEntry, BookStatus
 from actors._entry_cost import capped_leg, reserve_amount
 from actors._live_steps import LiveSteps
 from actors._published import Published
+from actors._reconcile_steps import ReconcileSteps
 from actors._recover_steps import RecoverySteps, Resume
 from actors._saga import Role, Saga, SagaOutcome, to_base36
 from actors._saga_steps import CANCELLED_BY_REQUEST, SagaSteps
 from messages import (
+    SYNC_SAGA,
     CancelEntry,
     CashRefused,
     CashReleased,
@@ -40,12 +41,14 @@ from messages import (
     OrdersFound,
     OrderUpdated,
     PermitRefused,
+    PositionAdopted,
     PositionProtected,
     Price,
     PricesProcessed,
     PricesUpdated,
     ProtectionFailed,
     ProtectionRemoved,
+    ReconcilePosition,
     ReserveCash,
     SagaKind,
     SagaRefused,
@@ -90,10 +93,11 @@ _COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compens
              "sagas_refused",
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
              "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates",
-             "margin_refusals", "protected", "unprotected", "sagas_recovered")
+             "margin_refusals", "protected", "unprotected", "sagas_recovered", "reconciles",
+             "reconciles_deferred", "reconciled_fills")
 
 
-class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
+class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActor):
     """Runs entry and exit sagas; the only actor that starts broker orders.
 
     Contract:
@@ -155,12 +159,13 @@ class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
         self._margin_check = margin_check
         self._protector = protector
         self._unprotected: set[str] = set()
+        self._pending_sync = {}
         self.snapshot: Published[OrdersSnapshot] = Published(self._build())
         self._handlers: dict[type, Callable[[Any], None]] = {
             PricesUpdated: self._on_prices,
             OrderUpdated: lambda m: self._updated(m.state),
-            FillApplied: lambda m: self._fill_applied(m.saga_id, m.fill_id, m.realised.paise,
-                                                      m.position_quantity),
+            FillApplied: lambda m: self._sync_fill_applied(m) if m.saga_id == SYNC_SAGA else
+            self._fill_applied(m.saga_id, m.fill_id, m.realised.paise, m.position_quantity),
             PermitRefused: lambda m: self._permit_refused(m.request_id, m.reason),
             OrderPlaced: lambda m: self._placed(m.tag, m.broker_order_id, m.state),
             OrderRejected: lambda m: self._rejected(m.tag, m.reason),
@@ -180,12 +185,13 @@ class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
             ProtectionFailed: self._protection_answer,
             ProtectionRemoved: self._protection_answer,
             Resume: self._on_resume,
+            ReconcilePosition: self._on_reconcile,
+            PositionAdopted: self._adopted,
         }
 
     def on_start(self) -> None:
         self._me: Inbox = self.actor_ref
         self._timer = WakeTimer(self.actor_ref)
-
 
     def on_stop(self) -> None:
         self._timer.cancel()
@@ -370,26 +376,3 @@ class OrderActor(RecoverySteps, LiveSteps, SagaSteps, EngineActor):
         opened, closed = self._book.settle(saga)
         self._journal_book(opened, closed)
         self._protect_settled(opened, closed)
-
-    # -- deadlines -------------------------------------------------------------------
-
-    def _arm(self, saga: Saga, seconds: float) -> None:
-        due = time.monotonic() + seconds
-        saga.due = due
-        self._seq += 1
-        heapq.heappush(self._deadlines, (due, self._seq, saga.saga_id))
-        self._timer.arm(due)
-
-    def _on_wake(self, msg: Wake) -> None:
-        self._timer.fired(msg)
-        now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            due, _, saga_id = heapq.heappop(self._deadlines)
-            saga = self._sagas.get(saga_id)
-            if saga is not None and saga.due == due:
-                saga.due = None
-                self._timed_out(saga)
-        while self._deadlines and self._deadlines[0][2] not in self._sagas:
-            heapq.heappop(self._deadlines)
-        if self._deadlines:
-            self._timer.arm(self._deadlines[0][0])

@@ -28,7 +28,6 @@ from actors._durable import (
     placed_record,
     saga_record,
 )
-from actors._exits import ExitPlan
 from actors._saga import LegOrder, Role, Saga, SagaOutcome
 from actors.journal import Append, JournalRecord
 from messages import FindOrdersByTag, OrderStatus, Priority, SagaKind
@@ -78,6 +77,9 @@ class RecoverySteps:
 
         def _finish(self, saga: Saga, outcome: SagaOutcome) -> None: ...
 
+        def _protect_settled(self, opened: list[BookEntry],
+                             closed: list[BookEntry]) -> None: ...
+
     # -- writing --------------------------------------------------------------------
 
     def _write(self, record: JournalRecord | None, then: tuple[Inbox, Any] | None = None) -> None:
@@ -124,18 +126,15 @@ class RecoverySteps:
 
     def _restore(self, recovered: Recovered, positions: Mapping[tuple[str, int], int]) -> None:
         """Rebuild the book and resume every unfinished saga (on the actor's thread)."""
+        restored: list[BookEntry] = []
         for key, rec in recovered.book.items():
             quantity = positions.get(key, 0)
             if quantity == 0:
                 continue
-            self._book.open(key, rec.instrument, rec.product, rec.rules)
-            entry = self._book.get(key)
-            assert entry is not None
-            entry.quantity = quantity
-            entry.plan = ExitPlan.compile(rec.rules, rec.instrument, rec.product,
-                                          quantity > 0, rec.entry)
-            entry.peak = rec.peak
-            entry.status = BookStatus.OPEN
+            restored.append(self._book.open_settled(key, rec.instrument, rec.product,
+                                                    rec.rules, quantity, rec.entry, rec.peak))
+        # live: the previous run's GTTs are adopted by the gateway, or new ones placed
+        self._protect_settled(restored, [])
         for record in recovered.unfinished:
             saga = Saga(record.saga_id, record.kind, record.strategy, record.legs,
                         record.rules, None, time.monotonic() + self._config.saga_deadline_s)

@@ -6,11 +6,13 @@ OrderActor thread and touches only OrderActor state.
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from actors._base import Wake, WakeTimer
 from actors._saga import LegOrder, Role, Saga, SagaOutcome
 from messages import (
     ApplyFill,
@@ -62,11 +64,12 @@ class SagaSteps:
     _sagas: dict[str, Saga]
     _by_tag: dict[str, tuple[Saga, LegOrder]]
     _stats: dict[str, int]
+    _deadlines: list[tuple[float, int, str]]
+    _seq: int
+    _timer: WakeTimer
 
     if TYPE_CHECKING:  # provided by OrderActor
         def _emit(self, saga: Saga | None, event: Any) -> None: ...
-
-        def _arm(self, saga: Saga, seconds: float) -> None: ...
 
         def _book_fill(self, saga: Saga, order: LegOrder, position_quantity: int) -> None: ...
 
@@ -199,6 +202,28 @@ class SagaSteps:
             self._maybe_leg_done(saga, saga.current)
 
     # -- deadlines -----------------------------------------------------------------
+
+    def _arm(self, saga: Saga, seconds: float) -> None:
+        due = time.monotonic() + seconds
+        saga.due = due
+        self._seq += 1
+        heapq.heappush(self._deadlines, (due, self._seq, saga.saga_id))
+        self._timer.arm(due)
+
+    def _on_wake(self, msg: Wake) -> None:
+        self._timer.fired(msg)
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            due, _, saga_id = heapq.heappop(self._deadlines)
+            saga = self._sagas.get(saga_id)
+            if saga is not None and saga.due == due:
+                saga.due = None
+                self._timed_out(saga)
+        while self._deadlines and self._deadlines[0][2] not in self._sagas:
+            heapq.heappop(self._deadlines)
+        if self._deadlines:
+            self._timer.arm(self._deadlines[0][0])
+
 
     def _timed_out(self, saga: Saga) -> None:
         order = saga.current

@@ -457,6 +457,12 @@ class SyncConfig:
     startup_retry_s: float = field(default=2.0, metadata=_m(
         "wall seconds between start-up reconciliation attempts after a broker error",
         **_POS))
+    resolve_drifts: bool = field(default=True, metadata=_m(
+        "act on position drifts: adopt what the broker holds beyond the book as EXTERNAL "
+        "(with the [exits] rules), close book positions on the broker's trades as evidence"))
+    resolve_timeout_s: float = field(default=30.0, metadata=_m(
+        "wall seconds to wait for a resolution to reach the book before it may be asked again",
+        **_POS))
 
 
 @dataclass(frozen=True, slots=True)
