@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from actors.market._calendar import IST
 from messages import ExitRules, Instrument, Product
 
-__all__ = ["ExitPlan"]
+if TYPE_CHECKING:
+    from actors.config import ExitsConfig
+
+__all__ = ["ExitPlan", "configured_rules"]
+
+
+def configured_rules(exits: ExitsConfig) -> ExitRules:
+    """The exit rules ``[exits]`` gives every new (or adopted) position."""
+    return ExitRules(exits.stop_loss_pct, exits.take_profit_pct, exits.trail_activation_pct,
+                     exits.trail_giveback_pct, exits.square_off_at, exits.exit_on_expiry_day)
 
 _HUNDRED = Decimal(100)
 

@@ -66,11 +66,14 @@ class ReconcileSteps:
 
     def _on_reconcile(self, msg: ReconcilePosition) -> None:
         token = msg.instrument_token
-        busy = [e for e in self._book.on_token(token) if e.status is not BookStatus.OPEN]
-        if busy:
+        entries = self._book.on_token(token)
+        busy = [f"{e.key[0]}:{e.status.value}" for e in entries
+                if e.status is not BookStatus.OPEN]
+        net = sum(e.quantity for e in entries)
+        if busy or net != msg.book_net:
             self._stats["reconciles_deferred"] += 1
-            _log.info("reconcile_deferred", instrument_token=token,
-                      busy=[f"{e.key[0]}:{e.status.value}" for e in busy])
+            _log.info("reconcile_deferred", instrument_token=token, busy=busy, book_net=net,
+                      planned_on=msg.book_net)
             return
         self._stats["reconciles"] += 1
         _log.warning("reconcile_position", instrument_token=token, reason=msg.reason,

@@ -138,7 +138,8 @@ def plan(token: int, book: Mapping[str, int], broker: list[BrokerPosition],
                        "trade the engine did not place explains the difference")
     message = None
     if evidence or adopt is not None:
-        message = ReconcilePosition(token, product, tuple(evidence), adopt, rules, reason[:500])
+        message = ReconcilePosition(token, product, tuple(evidence), adopt, rules, reason[:500],
+                                    ours)
     return Plan(message, net, unexplained)
 
 

@@ -1,7 +1,7 @@
 """SyncActor: reconciliation of the engine's book with the broker (live mode only).
 
-Read-only: it compares and reports. Acting on a drift (adopting an external position,
-closing a book position on the broker's evidence) is a step that consumes DriftDetected.
+It compares and reports; for position drifts it asks OrderActor (the book's owner)
+to make the book follow the broker (``actors._sync_resolve``). It never writes a book.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import structlog
 from actors import _drift
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._drift import BookView, CheckStatus, SyncSnapshot
+from actors._exits import configured_rules
 from actors._published import Published
+from actors._sync_resolve import DriftResolution
 from actors.kite._calls import CallError, PermittedCalls, _Call
 from actors.kite._convert import BrokerReplyError
 from messages import (
@@ -27,7 +29,9 @@ from messages import (
     Inbox,
     PermitRefused,
     Priority,
+    Reconcile,
     Reconciled,
+    ReconcileSkipped,
     SetTradingState,
     SyncCheck,
     TradingState,
@@ -53,21 +57,7 @@ _CALLS = {SyncCheck.POSITIONS: "positions", SyncCheck.ORDERS: "orders",
           SyncCheck.GTTS: "get_gtts"}
 _COUNTERS = ("calls", "call_errors", "throttled", "skipped", "rounds", "observations",
              "bad_replies", "drifts_declared", "drifts_resolved", "candidates_dropped",
-             "startup_attempts")
-
-
-@dataclass(frozen=True, slots=True)
-class Reconcile:
-    """Run a full reconciliation round now; answered with Reconciled (or ReconcileSkipped)."""
-
-    reply_to: Inbox | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileSkipped:
-    """Reconciliation did not run, and why."""
-
-    reason: str
+             "startup_attempts", "resolutions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +128,7 @@ class _Check:
         return CheckStatus(self.at, result, len(self.standing), len(self.candidates), self.error)
 
 
-class SyncActor(PermittedCalls, EngineActor):
+class SyncActor(DriftResolution, PermittedCalls, EngineActor):
     """Reconciles the book with the broker — never in paper mode.
 
     Contract:
@@ -151,13 +141,17 @@ class SyncActor(PermittedCalls, EngineActor):
       with both figures and told once to every listener as DriftDetected; one
       that disappears is logged as "drift_resolved". A bad broker reply makes
       the check's result "error" (counted, logged with the field): no crash.
+    * A declared position drift is resolved (``DriftResolution``): quantity the
+      broker holds beyond the book is adopted as EXTERNAL, quantity the book
+      holds beyond the broker is closed only on broker trades as evidence.
     * ``Reconcile(reply_to)``: a fresh observation of every check → Reconciled.
     * Fail-closed start-up: constructing it tells OrderActor HALTED
       (``AWAITING``) before anything started later can reach OrderActor; the
       first full round runs at once, and until start-up is decided only a
       settled observation declares a drift (recovered sagas may be moving).
-      Clean → ACTIVE (unless another halt came meanwhile: it stands). Drift →
-      HALTED naming the count and kinds. Errors or unsettled differences → the
+      Clean → ACTIVE (unless another halt came meanwhile: it stands). Drift
+      being resolved → the round is retried; drift that stands → HALTED naming
+      the count and kinds. Errors or unsettled differences → the
       round is retried every ``startup_retry_s`` until ``startup_timeout_s``,
       then HALTED with the error. After start-up it never changes the trading
       state, but for one HALTED on a dead broker session (TokenException).
@@ -180,6 +174,8 @@ class SyncActor(PermittedCalls, EngineActor):
         self._round_ok: bool | None = None
         self._last_at: datetime | None = None
         self._token_dead = False
+        self._rows: tuple[Any, ...] = ()
+        self._init_resolution()
         self.snapshot: Published[SyncSnapshot] = Published(SyncSnapshot(mode, self._startup))
         self._me: Inbox = self.actor_ref
         self._timer = WakeTimer(self.actor_ref)
@@ -249,7 +245,8 @@ class SyncActor(PermittedCalls, EngineActor):
         if not reason:
             self._startup, self._startup_reason = "clean", "start-up reconciliation clean"
             self._gate(TradingState.ACTIVE, self._startup_reason)
-        elif standing or time.monotonic() - self._began >= self._sync.startup_timeout_s:
+        elif (standing and not self._resolving) or \
+                time.monotonic() - self._began >= self._sync.startup_timeout_s:
             self._startup = "drift" if standing else "error"
             self._startup_reason = ("start-up reconciliation: " if standing else
                                     "start-up reconciliation failed: ") + reason
@@ -318,6 +315,11 @@ class SyncActor(PermittedCalls, EngineActor):
                 state.error = f"bad broker reply: {exc}"[:500]
                 _log.warning("bad_broker_reply", check=check.value, error=str(exc)[:500])
         state.due = time.monotonic() + state.every
+        if check is SyncCheck.POSITIONS and error is None and self._resolve(
+                list(state.standing.values()), after, self._rows, self._wiring.orders,
+                configured_rules(self._wiring.config.exits), now, self._wiring.ours):
+            # look again soon: the resolution should show in the book
+            state.due = time.monotonic() + min(state.every, self._sync.startup_retry_s)
         for open_round in list(self._rounds):
             if open_round.needed.get(check, gen + 1) <= gen:
                 del open_round.needed[check]
@@ -334,8 +336,8 @@ class SyncActor(PermittedCalls, EngineActor):
                  now: datetime) -> list[DriftDetected]:
         assert self._wiring is not None
         if check is SyncCheck.POSITIONS:
-            return _drift.compare_positions(book.positions, _drift.parse_positions(data),
-                                            self._wiring.name_of)
+            self._rows = _drift.parse_positions(data)
+            return _drift.compare_positions(book.positions, self._rows, self._wiring.name_of)
         if check is SyncCheck.ORDERS:
             return _drift.compare_orders(_drift.parse_orders(data), self._wiring.ours, settled,
                                          now, self._sync.in_flight_max_age_s)

@@ -28,7 +28,8 @@ from messages._validate import (
 from messages._values import Product
 
 __all__ = ["EXTERNAL", "SYNC_SAGA", "AdoptPosition", "DriftDetected", "DriftKind",
-           "PositionAdopted", "ReconcilePosition", "Reconciled", "StrategyFill", "SyncCheck"]
+           "PositionAdopted", "Reconcile", "ReconcilePosition", "ReconcileSkipped",
+           "Reconciled", "StrategyFill", "SyncCheck"]
 
 EXTERNAL = "EXTERNAL"
 """The strategy adopted positions are booked under."""
@@ -233,8 +234,10 @@ class ReconcilePosition:
     moves: ApplyFill under :data:`SYNC_SAGA`). ``adopt``: what the broker holds
     beyond the book, booked as :data:`EXTERNAL` at the broker's average price
     (AdoptPosition) and given ``rules`` as protective exit rules. OrderActor
-    does nothing while a saga of its own is working in that instrument (the
-    next observation asks again). ``reason`` is the drift, for the journal.
+    does nothing while a saga of its own is working in that instrument, or when
+    its book no longer holds ``book_net`` there (the plan was made on a view
+    that has moved on): the next observation asks again. ``reason`` is the
+    drift, for the journal.
     """
 
     instrument_token: int
@@ -243,6 +246,7 @@ class ReconcilePosition:
     adopt: Fill | None
     rules: ExitRules
     reason: str
+    book_net: int = 0
 
     def __post_init__(self) -> None:
         require_non_negative_int("instrument_token", self.instrument_token)
@@ -261,4 +265,23 @@ class ReconcilePosition:
         if not self.evidence and self.adopt is None:
             raise ValueError("evidence: nothing to reconcile (no evidence and nothing to adopt)")
         require_instance("rules", self.rules, ExitRules)
+        require_text("reason", self.reason, max_len=500)
+        require_instance("book_net", self.book_net, int)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Run a full reconciliation round now; answered with Reconciled (or, in paper
+    mode, ReconcileSkipped)."""
+
+    reply_to: Inbox | None = _reply()
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSkipped:
+    """Reconciliation did not run, and why."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
         require_text("reason", self.reason, max_len=500)

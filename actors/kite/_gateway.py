@@ -54,7 +54,7 @@ _log = structlog.get_logger("kitesaga.kite")
 _COUNTERS = ("calls", "call_errors", "throttled", "orders_placed", "orders_rejected",
              "unknown_outcomes", "fills", "foreign_updates", "bad_replies", "polls",
              "charges_fallbacks", "unhandled_messages", "gtt_placed", "gtt_failed",
-             "gtt_deleted")
+             "gtt_deleted", "gtt_adopted")
 
 
 @dataclass(frozen=True, slots=True)

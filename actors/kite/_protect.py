@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.kite._convert import gtt_params
+from actors.kite._convert import BrokerReplyError, gtt_params
+from actors.kite._replies import BrokerGtt, parse_gtts
 from messages import (
     EndpointClass,
     PositionProtected,
@@ -37,6 +38,14 @@ class GttProtection:
     one before deleting the old; RemoveProtection (sent once the exit order
     has filled) deletes it. A GTT that cannot be deleted is an alert: it may
     still trigger.
+
+    GTTs outlive the engine: before its first placement the gateway reads the
+    broker's active GTTs once (``get_gtts``), and a ProtectPosition for a key
+    it holds no GTT for ADOPTS an active one that closes exactly that
+    position (same instrument, closing side and quantity; each adopted once,
+    lowest trigger id first) instead of placing a second (``gtt_adopted``).
+    Until that read has answered, ProtectPositions wait; if it fails, they
+    place new GTTs.
     """
 
     _live: LiveConfig
@@ -55,8 +64,55 @@ class GttProtection:
         self._live = live
         self._gtts = {}
         self._unprotected = set()
+        self._orphans: list[BrokerGtt] | None = None  # None: the broker not read yet
+        self._waiting: list[ProtectPosition] = []
 
     def _protect(self, message: ProtectPosition) -> None:
+        if self._orphans is None:
+            self._waiting.append(message)
+            if len(self._waiting) == 1:
+                self._request(EndpointClass.OTHER, Priority.EXIT, "get_gtts", {},
+                              self._gtts_read)
+            return
+        if message.key not in self._gtts and self._adopt_gtt(message):
+            return
+        self._place_gtt(message)
+
+    def _gtts_read(self, result: Any, error: CallError | None) -> None:
+        orphans: list[BrokerGtt] = []
+        if error is not None:
+            _log.warning("gtts_not_read", error=error.message,
+                         action="protections place new GTTs")
+        else:
+            try:
+                orphans = sorted((g for g in parse_gtts(result) if g.status == "active"),
+                                 key=lambda g: g.trigger_id)
+            except BrokerReplyError as exc:
+                _log.warning("gtts_not_read", error=str(exc)[:300],
+                             action="protections place new GTTs")
+        self._orphans = orphans
+        waiting, self._waiting = self._waiting, []
+        for message in waiting:
+            self._protect(message)
+
+    def _adopt_gtt(self, message: ProtectPosition) -> bool:
+        assert self._orphans is not None
+        token = message.instrument.instrument_token
+        for gtt in self._orphans:
+            if (gtt.instrument_token, gtt.side, gtt.quantity) == (
+                    token, message.side.value, message.quantity):
+                self._orphans.remove(gtt)
+                self._counts["gtt_adopted"] += 1
+                self._gtts[message.key] = gtt.trigger_id
+                self._unprotected.discard(message.key)
+                _log.info("position_protected", key=message.key, trigger_id=gtt.trigger_id,
+                          adopted=True)
+                self.reply_after_publish(message.reply_to,
+                                         PositionProtected(message.key, gtt.trigger_id))
+                return True
+        return False
+
+    def _place_gtt(self, message: ProtectPosition) -> None:
         try:
             params = gtt_params(message.instrument, message.side, message.quantity,
                                 message.product.value, message.stop, message.target,
