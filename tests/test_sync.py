@@ -21,6 +21,7 @@ import messages as m
 from actors import _drift
 from actors._order import OrdersSnapshot
 from actors._ratelimit import RateBook, RateLimitActor
+from actors._resolve import BrokerTrade, foreign_trades, plan
 from actors._saga import Role, make_tag
 from actors._sync import AWAITING, Reconcile, ReconcileSkipped, SyncActor, SyncWiring
 from actors._system import Engine
@@ -122,8 +123,8 @@ def test_a_clean_start_resumes_trading_and_every_call_took_a_permit(tmp_path: Pa
         assert h.engine.failures() == ()
 
 
-def test_a_trade_behind_the_engines_back_is_missing_in_the_book(tmp_path: Path) -> None:
-    with live_engine(tmp_path) as h:
+def test_a_trade_behind_the_engines_back_is_reported(tmp_path: Path) -> None:
+    with live_engine(tmp_path, KITESAGA_SYNC_RESOLVE_DRIFTS="false") as h:
         assert started(h) == "clean"
         option = h.option()
         book_behind_the_back(h.server.url, option, option.lot_size)
@@ -139,6 +140,60 @@ def test_a_trade_behind_the_engines_back_is_missing_in_the_book(tmp_path: Path) 
         assert reconcile(h).drifts == 1
         assert len(drifts(h, m.DriftKind.POSITION_MISSING_IN_BOOK)) == 1
         assert h.engine.orders_snapshot.state is m.TradingState.ACTIVE
+        assert h.engine.portfolio_snapshot.open_positions == 0  # reported, not acted on
+
+
+def external(h: LiveHarness, token: int) -> int:
+    view = h.engine.portfolio_snapshot.positions.get((m.EXTERNAL, token))
+    return view.quantity if view is not None else 0
+
+
+def test_a_trade_behind_the_engines_back_is_adopted_as_external(tmp_path: Path) -> None:
+    with live_engine(tmp_path) as h:
+        assert started(h) == "clean"
+        option = h.option()
+        h.priced(option)
+        before = h.engine.portfolio_snapshot
+        book_behind_the_back(h.server.url, option, option.lot_size)
+        assert not reconcile(h).ok  # declared (settled), then resolved
+        wait_until(lambda: external(h, option.instrument_token) == option.lot_size,
+                   what="the broker's position adopted as EXTERNAL")
+        snap = h.engine.portfolio_snapshot
+        assert snap.cash == before.cash  # paid for outside the book: a capital transfer
+        assert snap.transfers == option.lot_size * 100_00 and snap.conservation_error == 0
+        wait_until(lambda: reconcile(h).ok, what="the book agrees with the broker again")
+        assert h.engine.sync_snapshot.counts["resolutions"] == 1
+        # protective exit rules: a GTT protects the adopted position at the broker
+        wait_until(lambda: h.engine.gateway_snapshot.protected == 1, what="GTT placed")
+        assert h.engine.orders_snapshot.stats["reconciled_fills"] == 1
+        assert h.engine.orders_snapshot.state is m.TradingState.ACTIVE
+        assert h.engine.failures() == ()
+
+
+def test_a_book_position_closed_behind_the_back_is_closed_on_the_evidence(
+        tmp_path: Path) -> None:
+    with live_engine(tmp_path) as h:
+        assert started(h) == "clean"
+        wait_until(lambda: h.engine.orders_snapshot.state is m.TradingState.ACTIVE)
+        option = h.option()
+        h.priced(option)
+        buy(h, option)
+        [entry] = h.ended(1)
+        assert isinstance(entry, m.SagaCompleted)
+        wait_until(lambda: h.engine.gateway_snapshot.protected == 1, what="GTT placed")
+        held = h.engine.portfolio_snapshot
+        cash = held.cash
+        book_behind_the_back(h.server.url, option, -option.lot_size)  # sold at ₹100
+        reconcile(h)
+        wait_until(lambda: h.engine.portfolio_snapshot.open_positions == 0,
+                   what="the book position closed on the broker's trade")
+        snap = h.engine.portfolio_snapshot
+        assert snap.cash == cash + option.lot_size * 100_00  # the book's own money moved
+        assert snap.transfers == 0 and snap.conservation_error == 0
+        assert h.engine.orders_snapshot.open_positions == 0
+        wait_until(lambda: h.engine.gateway_snapshot.protected == 0, what="GTT deleted")
+        wait_until(lambda: reconcile(h).ok, what="the book agrees with the broker again")
+        assert h.engine.failures() == ()
 
 
 @contextmanager
@@ -160,16 +215,19 @@ def engine_after(tmp_path: Path, before: Any, **env: str) -> Iterator[LiveHarnes
             pykka.ActorRegistry.stop_all()
 
 
-def test_a_position_held_before_start_keeps_new_entries_halted(tmp_path: Path) -> None:
-    held: list[m.Instrument] = []
-
+def hold_an_option(held: list[m.Instrument], quantity: int) -> Callable[[Any, LiveSession], None]:
     def book(server: Any, session: LiveSession) -> None:
         expiry = min(session.instruments.expiries("NIFTY"))
         held.append(sorted(session.instruments.options("NIFTY", expiry),
                            key=lambda i: i.instrument_token)[0])
-        book_behind_the_back(server.url, held[0], -held[0].lot_size)
+        book_behind_the_back(server.url, held[0], quantity * held[0].lot_size)
+    return book
 
-    with engine_after(tmp_path, book) as h:
+
+def test_a_position_held_before_start_keeps_new_entries_halted(tmp_path: Path) -> None:
+    held: list[m.Instrument] = []
+    with engine_after(tmp_path, hold_an_option(held, -1),
+                      KITESAGA_SYNC_RESOLVE_DRIFTS="false") as h:
         assert started(h) == "drift"
         snap = h.engine.sync_snapshot
         assert "1 drift(s): POSITION_MISSING_IN_BOOK x1" in snap.startup_reason
@@ -183,6 +241,25 @@ def test_a_position_held_before_start_keeps_new_entries_halted(tmp_path: Path) -
         buy(h, option)
         assert "HALTED" in h.events.wait_for_kind(m.SagaRefused)[0].reason
         assert h.stats()["orders"] == 1  # only the trade booked before the engine started
+
+
+def test_a_position_held_before_start_is_adopted_and_trading_starts(tmp_path: Path) -> None:
+    held: list[m.Instrument] = []
+    with engine_after(tmp_path, hold_an_option(held, -1)) as h:
+        assert started(h) == "clean"
+        token = held[0].instrument_token
+        assert external(h, token) == -held[0].lot_size
+        snap = h.engine.portfolio_snapshot
+        assert snap.conservation_error == 0 and snap.transfers == -held[0].lot_size * 100_00
+        wait_until(lambda: h.engine.orders_snapshot.state is m.TradingState.ACTIVE,
+                   what="trading resumed once the book followed the broker")
+        assert h.engine.sync_snapshot.counts["resolutions"] == 1
+        wait_until(lambda: h.engine.gateway_snapshot.protected == 1,
+                   what="a BUY GTT protects the adopted short")
+        client = h.engine.live.client()  # type: ignore[union-attr]
+        [gtt] = as_user(client.get_gtts)
+        assert gtt["orders"][0]["transaction_type"] == "BUY"
+        assert gtt["condition"]["tradingsymbol"] == held[0].tradingsymbol
 
 
 def test_a_broker_down_at_start_halts_with_the_error_after_the_timeout(tmp_path: Path) -> None:
@@ -416,3 +493,88 @@ def test_good_replies_parse() -> None:
     [g] = _drift.parse_gtts([{"id": 3, "status": "active", "condition": ROW,
                               "orders": [{"transaction_type": "SELL", "quantity": 65}]}])
     assert g == _drift.BrokerGtt(3, "active", 5, "NFO:X", "SELL", 65)
+
+
+# -- resolution plans (pure) -------------------------------------------------------------
+
+
+def trade(trade_id: str, side: m.Side, quantity: int, token: int = 7) -> BrokerTrade:
+    return BrokerTrade(m.Fill(trade_id, f"o{trade_id}", token, side, quantity, m.Money(120_00),
+                              m.Money(0), NOW), "")
+
+
+def row(quantity: int, average: int = 100_00, token: int = 7) -> _drift.BrokerPosition:
+    return _drift.BrokerPosition(token, "NFO:X", "NRML", quantity, average)
+
+
+def test_what_the_broker_holds_beyond_the_book_is_adopted() -> None:
+    decided = plan(7, {}, [row(65)], None, (), RULES, NOW, "missing in book")
+    assert decided.expected == 65 and decided.unexplained == ""
+    message = decided.message
+    assert message is not None and message.evidence == () and message.book_net == 0
+    assert message.adopt is not None
+    assert (message.adopt.side, message.adopt.quantity, message.adopt.price) == (
+        m.Side.BUY, 65, m.Money(100_00))
+    excess = plan(7, {"a": 65}, [row(130)], None, (), RULES, NOW, "more at the broker")
+    assert excess.message is not None and excess.message.adopt is not None
+    assert excess.message.adopt.quantity == 65 and excess.expected == 130
+    short = plan(7, {}, [row(-65)], None, (), RULES, NOW, "a short")
+    assert short.message is not None and short.message.adopt is not None
+    assert short.message.adopt.side is m.Side.SELL and short.expected == -65
+    nothing = plan(7, {}, [row(65, average=0)], None, (), RULES, NOW, "no price")
+    assert nothing.message is None and "average price" in nothing.unexplained
+
+
+def test_the_book_is_reduced_only_on_evidence() -> None:
+    closed = plan(7, {"a": 65}, [], [trade("T1", m.Side.SELL, 65)], (), RULES, NOW, "gone")
+    assert closed.message is not None and closed.expected == 0
+    assert [(f.strategy, f.fill.fill_id, f.fill.quantity) for f in closed.message.evidence] \
+        == [("a", "T1", 65)]
+    assert closed.message.adopt is None and closed.message.book_net == 65
+    none = plan(7, {"a": 65}, [], [], (), RULES, NOW, "gone")
+    assert none.message is None and "no broker trade" in none.unexplained
+    wrong_side = plan(7, {"a": 65}, [], [trade("T2", m.Side.BUY, 65)], (), RULES, NOW, "x")
+    assert wrong_side.message is None and wrong_side.unexplained
+    used = plan(7, {"a": 65}, [], [trade("T1", m.Side.SELL, 65)], {"T1"}, RULES, NOW, "x")
+    assert used.message is None  # one trade is never evidence twice
+
+
+def test_evidence_is_split_over_strategies_and_a_crossing_opens_external() -> None:
+    split = plan(7, {"a": 65, "b": 130}, [], [trade("T1", m.Side.SELL, 195)], (), RULES, NOW,
+                 "both gone")
+    assert split.message is not None and split.expected == 0
+    assert [(f.strategy, f.fill.fill_id, f.fill.quantity) for f in split.message.evidence] \
+        == [("b", "T1", 130), ("a", "T1.1", 65)]
+    crossed = plan(7, {"a": 65}, [row(-65)], [trade("T3", m.Side.SELL, 130)], (), RULES, NOW,
+                   "reversed")
+    assert crossed.message is not None and crossed.expected == -65
+    assert [(f.strategy, f.fill.quantity) for f in crossed.message.evidence] == [
+        ("a", 65), (m.EXTERNAL, 65)]
+    assert crossed.message.adopt is None
+
+
+def test_only_trades_of_orders_the_engine_did_not_place_are_evidence() -> None:
+    ours = make_tag("AB0001", 0, Role.OPEN)
+    pairs = [("T2", "O2"), ("T1", "O1"), ("T3", "O3")]
+    trades = [{"trade_id": t, "order_id": o, "instrument_token": 7, "transaction_type": "SELL",
+               "quantity": 65, "average_price": 120.5,
+               "fill_timestamp": f"2026-11-25 10:0{i}:00"} for i, (t, o) in enumerate(pairs)]
+    orders = [{"order_id": "O1", "tag": ours}, {"order_id": "O2", "tag": None},
+              {"order_id": "O3", "tag": "MANUAL"}]
+    found = foreign_trades(trades, orders, _drift.is_engine_tag)
+    assert [(t.fill.fill_id, t.tag) for t in found] == [("T2", ""), ("T3", "MANUAL")]
+    assert found[0].fill.price == m.Money(120_50)
+    with pytest.raises(BrokerReplyError, match="instrument_token"):
+        foreign_trades([{**trades[0], "instrument_token": "7"}], orders, _drift.is_engine_tag)
+    with pytest.raises(BrokerReplyError, match="trades/orders"):
+        foreign_trades({}, orders, _drift.is_engine_tag)
+
+
+def test_a_reconciliation_names_what_is_wrong() -> None:
+    fill = m.Fill("T1", "O1", 7, m.Side.SELL, 65, m.Money(1), m.Money(0), NOW)
+    with pytest.raises(ValueError, match="nothing to reconcile"):
+        m.ReconcilePosition(7, m.Product.NRML, (), None, RULES, "x")
+    with pytest.raises(ValueError, match="adopt: a fill of instrument 7"):
+        m.ReconcilePosition(8, m.Product.NRML, (), fill, RULES, "x")
+    with pytest.raises(ValueError, match="evidence: a fill of instrument 7"):
+        m.ReconcilePosition(8, m.Product.NRML, (m.StrategyFill("a", fill),), None, RULES, "x")
