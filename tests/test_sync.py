@@ -333,6 +333,47 @@ def test_gtts_are_matched_to_protected_positions(tmp_path: Path) -> None:
         assert all(d.kind.check is m.SyncCheck.GTTS for d in h.events.of(m.DriftDetected))
 
 
+def test_a_restarted_engine_adopts_its_positions_gtts_instead_of_placing_more(
+        tmp_path: Path) -> None:
+    config = live_config(tmp_path)
+    with simulator(config) as server:
+        zenv = zerodha_env(server)
+        store_token(server, config, zenv)
+
+        def engine() -> LiveHarness:
+            events = Recorder()
+            started = Engine(config, run_strategies=False, listeners=(events,),
+                             session=LiveSession.connect(config, zenv)).start()
+            return LiveHarness(server, started, events, zenv)
+
+        first = engine()
+        try:
+            wait_until(lambda: first.engine.orders_snapshot.state is m.TradingState.ACTIVE)
+            option = first.option()
+            first.priced(option)
+            buy(first, option)
+            [entry] = first.ended(1)
+            assert isinstance(entry, m.SagaCompleted)
+            wait_until(lambda: first.engine.gateway_snapshot.protected == 1, what="GTT placed")
+        finally:
+            first.engine.stop()  # the position stays open, and so does its GTT
+            pykka.ActorRegistry.stop_all()
+        client = first.engine.live.client()  # type: ignore[union-attr]
+        [before] = as_user(client.get_gtts)
+        second = engine()
+        try:
+            assert started(second) == "clean"
+            wait_until(lambda: second.engine.gateway_snapshot.protected == 1,
+                       what="the restored position protected")
+            counts = second.engine.gateway_snapshot.counts
+            assert counts["gtt_adopted"] == 1 and counts["gtt_placed"] == 0
+            assert [g["id"] for g in as_user(client.get_gtts)] == [before["id"]]
+            assert reconcile(second).ok
+        finally:
+            second.engine.stop(drain=False)
+            pykka.ActorRegistry.stop_all()
+
+
 def test_the_paper_book_is_never_reconciled() -> None:
     with running() as h:
         call = h.option()
