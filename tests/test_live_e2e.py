@@ -95,6 +95,9 @@ def test_dress_rehearsal_trades_live_against_the_simulator(tmp_path: Path) -> No
         broker = {f"{p['exchange']}:{p['tradingsymbol']}": p["quantity"]
                   for p in stats["open_positions"]["positions"] if p["quantity"]}
         assert data["positions"] == broker
+        sync = data["reconciliation"]  # status shows the last reconciliation
+        assert sync["mode"] == "live" and sync["startup"] == "clean", sync
+        assert sync["last_check_at"] is not None and sync["last_round_ok"] is True
         log = (Path(env["KITESAGA_STATE_DIR"]) / "kitesaga.log").read_text()
         assert "live_session" in log  # the log is the live session's
         _secrets_absent([log, run.stdout, run.stderr, login.stdout, login.stderr,

@@ -104,11 +104,34 @@ def summary(engine: Engine, drained: bool) -> dict[str, Any]:
         "invariant_violations": violations,
         "actor_failures": [f"{f.actor}: {f.error}" for f in engine.failures()],
         "trading_state": orders.state.value,
+        "reconciliation": _reconciliation(engine),
         "drained": drained,
         "wall_seconds": round(engine.uptime(), 3),
         "simulated_seconds": round(engine.sim_elapsed().total_seconds(), 1),
         "simulated_start": engine.start_time.isoformat(),
     }
+
+
+def _reconciliation(engine: Engine) -> dict[str, Any]:
+    """The last reconciliation with the broker (live), as status and summary show it."""
+    sync = engine.sync_snapshot
+    return {"mode": sync.mode, "startup": sync.startup, "startup_reason": sync.startup_reason,
+            "last_round_at": sync.round_at.isoformat() if sync.round_at else None,
+            "last_round_ok": sync.round_ok, "last_check_at":
+            sync.last_at.isoformat() if sync.last_at else None,
+            "checks": sync.summary(), "drifts": len(sync.drifts),
+            "resolutions": sync.counts.get("resolutions", 0)}
+
+
+def _sync_status(engine: Engine) -> str:
+    sync = engine.sync_snapshot
+    if sync.mode != "live":
+        return ""
+    at = sync.last_at.strftime("%H:%M:%S") if sync.last_at else "--:--:--"
+    result = "pending" if sync.last_at is None else (
+        f"{len(sync.drifts)} drift" if sync.drifts else
+        "error" if any(c.result == "error" for c in sync.checks.values()) else "ok")
+    return f"  sync {at} {result}"
 
 
 def _status(engine: Engine) -> str:
@@ -120,7 +143,8 @@ def _status(engine: Engine) -> str:
             f"P&L {Money(port.net_pnl)!s:>14}  fees {Money(port.charges)!s:>11}  "
             f"sagas {orders.stats['sagas_started']:>5} ({rate:5.1f}/s)  "
             f"in flight {orders.in_flight:>3}"
-            + (f"  UNPROTECTED {len(orders.unprotected)}" if orders.unprotected else ""))
+            + (f"  UNPROTECTED {len(orders.unprotected)}" if orders.unprotected else "")
+            + _sync_status(engine))
 
 
 def _table(data: dict[str, Any], out: TextIO) -> None:
