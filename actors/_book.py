@@ -66,6 +66,10 @@ class Book:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entries(self) -> list[BookEntry]:
+        """Every entry, as a list the caller may keep while the book changes."""
+        return list(self._entries.values())
+
     def get(self, key: Key) -> BookEntry | None:
         """The entry for ``key``, if any."""
         return self._entries.get(key)

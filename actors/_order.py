@@ -15,6 +15,7 @@ import structlog
 from actors._base import EngineActor, Wake, WakeTimer
 from actors._book import Book, BookEntry, BookStatus
 from actors._entry_cost import capped_leg, reserve_amount
+from actors._halt_steps import HaltSteps
 from actors._live_steps import LiveSteps
 from actors._published import Published
 from actors._reconcile_steps import ReconcileSteps
@@ -30,6 +31,7 @@ from messages import (
     ExitDecided,
     ExitRules,
     FillApplied,
+    Halt,
     Inbox,
     Instrument,
     MarginsChecked,
@@ -94,10 +96,11 @@ _COUNTERS = ("price_batches", "sagas_started", "sagas_completed", "sagas_compens
              "orders", "fills", "cancels", "unknown_outcomes", "exits_decided",
              "invariant_violations", "late_sagas", "undo_abandoned", "foreign_updates",
              "margin_refusals", "protected", "unprotected", "sagas_recovered", "reconciles",
-             "reconciles_deferred", "reconciled_fills")
+             "reconciles_deferred", "reconciled_fills", "halts")
 
 
-class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActor):
+class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
+                 EngineActor):
     """Runs entry and exit sagas; the only actor that starts broker orders.
 
     Contract:
@@ -160,6 +163,8 @@ class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActo
         self._protector = protector
         self._unprotected: set[str] = set()
         self._pending_sync = {}
+        self._flattening = None
+        self._flatten_tries = {}
         self.snapshot: Published[OrdersSnapshot] = Published(self._build())
         self._handlers: dict[type, Callable[[Any], None]] = {
             PricesUpdated: self._on_prices,
@@ -187,6 +192,7 @@ class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActo
             Resume: self._on_resume,
             ReconcilePosition: self._on_reconcile,
             PositionAdopted: self._adopted,
+            Halt: self._on_halt,
         }
 
     def on_start(self) -> None:
@@ -315,6 +321,9 @@ class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActo
             self._timed_out(saga)
 
     def _on_state(self, msg: SetTradingState) -> None:
+        if msg.state is TradingState.ACTIVE:
+            self._flattening = None
+        self._flatten_tries = {}
         if msg.state is not self._state:
             _log.warning("trading_state", state=msg.state.value, reason=msg.reason)
         self._state, self._state_reason = msg.state, msg.reason
@@ -376,3 +385,5 @@ class OrderActor(ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps, EngineActo
         opened, closed = self._book.settle(saga)
         self._journal_book(opened, closed)
         self._protect_settled(opened, closed)
+        if self._flattening is not None and opened:
+            self._flatten_open()

@@ -122,7 +122,7 @@ class SagaSteps:
         if state is not None:
             self._updated(state)
         if (saga.reason == CANCELLED_BY_REQUEST and order.terminal is None
-                and order.role is Role.OPEN):
+                and order.role is not Role.UNDO):
             self._timed_out(saga)
 
     def _rejected(self, tag: str, reason: str) -> None:

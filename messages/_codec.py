@@ -15,11 +15,11 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from messages import _commands, _events, _live, _orders, _sync, _values
+from messages import _commands, _control, _events, _live, _orders, _sync, _values
 
 __all__ = ["from_dict", "to_dict"]
 
-_MODULES = (_values, _orders, _commands, _events, _live, _sync)
+_MODULES = (_values, _orders, _commands, _events, _live, _sync, _control)
 _REGISTRY: dict[str, type] = {
     name: obj
     for module in _MODULES

@@ -83,6 +83,9 @@ class EngineConfig:
     saga_deadline_s: float = field(default=60.0, metadata=_m(
         "every saga ends COMPLETED or COMPENSATED within this; at least "
         "fill_timeout_s + cancel_timeout_s", **_POS))
+    flatten_attempts: int = field(default=3, metadata=_m(
+        "exits `kitesaga halt --flatten` starts for one position before it gives up with "
+        "an alert", ge=1, le=100))
     drain_timeout_s: float = field(default=15.0, metadata=_m(
         "graceful stop: in-flight sagas finish within this", **_POS))
     status_interval_s: float = field(default=1.0, metadata=_m(

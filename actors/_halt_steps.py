@@ -1,0 +1,98 @@
+"""OrderActor's emergency stop: ``Halt`` (``kitesaga halt [--flatten]``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors._book import Book, BookEntry, BookStatus
+from actors._saga import Saga
+from actors._saga_steps import CANCELLED_BY_REQUEST
+from messages import Halt, HaltStarted, SagaKind, SetTradingState, TradingState
+
+if TYPE_CHECKING:
+    from actors.config import EngineConfig
+    from messages import Inbox, Price
+
+__all__ = ["HaltSteps"]
+
+_log = structlog.get_logger("kitesaga.orders")
+
+
+class HaltSteps:
+    """Mixin for OrderActor: the emergency stop.
+
+    Contract: ``Halt`` moves trading to HALTED at once and answers HaltStarted.
+    Every running saga is told to stop as a cancel request would: its working
+    order is cancelled (the cancel counts only when the order's status says
+    so), an entry compensates (unwinding what filled), an exit that closed
+    nothing leaves its position OPEN. With ``flatten`` exits already running
+    are left to close, every OPEN position gets a MARKET exit, and so does every
+    position a saga leaves OPEN afterwards (at most ``engine.flatten_attempts`` exits per
+    position, then an alert), until trading is set ACTIVE again.
+    """
+
+    _sagas: dict[str, Saga]
+    _book: Book
+    _stats: dict[str, int]
+    _config: EngineConfig
+    _flattening: str | None
+    _flatten_tries: dict[tuple[str, int], int]
+
+    if TYPE_CHECKING:
+        def _on_state(self, msg: SetTradingState) -> None: ...
+
+        def _timed_out(self, saga: Saga) -> None: ...
+
+        def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
+                        tick: Price | None) -> None: ...
+
+        def reply_after_publish(self, to: Inbox | None, message: Any) -> None: ...
+
+    def _on_halt(self, msg: Halt) -> None:
+        reason = f"halted by the operator: {msg.reason}"
+        self._on_state(SetTradingState(TradingState.HALTED, reason[:200]))
+        in_flight, open_before = len(self._sagas), self._book_open()
+        cancels = 0
+        for saga in list(self._sagas.values()):
+            if msg.flatten and saga.kind is SagaKind.EXIT:
+                continue  # already closing: that is what flattening wants
+            if saga.outcome is not None or saga.reason == CANCELLED_BY_REQUEST:
+                continue
+            saga.reason = CANCELLED_BY_REQUEST
+            order = saga.current
+            if order is not None and order.terminal is None and not order.cancel_sent:
+                cancels += 1
+                self._timed_out(saga)
+        exits = 0
+        if msg.flatten:
+            self._flattening, self._flatten_tries = reason, {}
+            exits = self._flatten_open()
+        self._stats["halts"] += 1
+        _log.warning("halt", reason=msg.reason, flatten=msg.flatten, cancels=cancels,
+                     exits=exits, sagas_in_flight=in_flight)
+        self.reply_after_publish(msg.reply_to, HaltStarted(
+            reason[:200], msg.flatten, cancels, exits, in_flight, open_before))
+
+    def _flatten_open(self) -> int:
+        """Start an exit for every OPEN position (while flattening); how many."""
+        if self._flattening is None:
+            return 0
+        started = 0
+        for entry in self._book.entries():
+            if entry.status is not BookStatus.OPEN or not entry.quantity:
+                continue
+            tries = self._flatten_tries.get(entry.key, 0)
+            if tries >= self._config.flatten_attempts:
+                _log.error("alert", alert="flatten_gave_up", strategy=entry.key[0],
+                           instrument_token=entry.key[1], quantity=entry.quantity,
+                           tries=tries, action="square it off by hand")
+                continue
+            self._flatten_tries[entry.key] = tries + 1
+            self._start_exit(entry, self._flattening, None, None)
+            started += 1
+        return started
+
+    def _book_open(self) -> int:
+        return sum(1 for entry in self._book.entries() if entry.quantity)

@@ -1,0 +1,50 @@
+"""The operator's commands to the engine (the control socket, the REPL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from messages._validate import require_instance, require_non_negative_int, require_text
+
+__all__ = ["Halt", "HaltStarted"]
+
+
+def _reply() -> Any:
+    return field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """The emergency stop, to OrderActor: no new entries (HALTED for ``reason``);
+    every working order of every saga cancelled (each cancel confirmed by the
+    order's status, as always); with ``flatten``, every position squared off by a
+    MARKET exit, including those an interrupted saga leaves open. Answered at once
+    with HaltStarted; the snapshot shows when it is done (nothing in flight, and
+    with ``flatten`` no position left)."""
+
+    reason: str
+    flatten: bool = False
+    reply_to: Any = _reply()
+
+    def __post_init__(self) -> None:
+        require_text("reason", self.reason, max_len=150)
+        require_instance("flatten", self.flatten, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class HaltStarted:
+    """What the halt set in motion: ``cancels`` requested, ``exits`` started,
+    sagas that were in flight and positions that were open when it came."""
+
+    reason: str
+    flatten: bool
+    cancels: int
+    exits: int
+    sagas_in_flight: int
+    positions_open: int
+
+    def __post_init__(self) -> None:
+        require_text("reason", self.reason, max_len=200)
+        for name in ("cancels", "exits", "sagas_in_flight", "positions_open"):
+            require_non_negative_int(name, getattr(self, name))
