@@ -1,7 +1,9 @@
-"""OrderActor's emergency stop: ``Halt`` (``kitesaga halt [--flatten]``)."""
+"""OrderActor's operator commands: the emergency stop (``Halt``, ``kitesaga halt
+[--flatten]``) and ``DescribeSagas`` (``kitesaga sagas``, the REPL)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -9,7 +11,17 @@ import structlog
 from actors._book import Book, BookEntry, BookStatus
 from actors._saga import Saga
 from actors._saga_steps import CANCELLED_BY_REQUEST
-from messages import Halt, HaltStarted, SagaKind, SetTradingState, TradingState
+from messages import (
+    DescribeSagas,
+    Halt,
+    HaltStarted,
+    OrderView,
+    SagaKind,
+    SagasDescribed,
+    SagaView,
+    SetTradingState,
+    TradingState,
+)
 
 if TYPE_CHECKING:
     from actors.config import EngineConfig
@@ -96,3 +108,18 @@ class HaltSteps:
 
     def _book_open(self) -> int:
         return sum(1 for entry in self._book.entries() if entry.quantity)
+
+    def _on_describe(self, msg: DescribeSagas) -> None:
+        now = time.monotonic()
+        views = tuple(SagaView(
+            saga.saga_id, saga.kind.value, saga.strategy, saga.step, saga.reason,
+            round(saga.deadline - now, 3),
+            tuple(OrderView(order.tag, order.broker_order_id or "", order.role.name,
+                            order.leg.side.value, order.leg.instrument.tradingsymbol,
+                            order.leg.quantity, order.filled,
+                            "UNKNOWN" if order.unknown else
+                            order.terminal.value if order.terminal is not None else
+                            "WORKING" if order.broker_order_id else "PLACING")
+                  for order in saga.orders))
+            for saga in self._sagas.values())
+        self.reply_after_publish(msg.reply_to, SagasDescribed(views))

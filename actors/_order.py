@@ -28,6 +28,7 @@ from messages import (
     CashRefused,
     CashReleased,
     CashReserved,
+    DescribeSagas,
     ExitDecided,
     ExitRules,
     FillApplied,
@@ -193,6 +194,7 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
             ReconcilePosition: self._on_reconcile,
             PositionAdopted: self._adopted,
             Halt: self._on_halt,
+            DescribeSagas: self._on_describe,
         }
 
     def on_start(self) -> None:

@@ -29,7 +29,14 @@ from messages._commands import (
     Subscribe,
     TradingState,
 )
-from messages._control import Halt, HaltStarted
+from messages._control import (
+    DescribeSagas,
+    Halt,
+    HaltStarted,
+    OrderView,
+    SagasDescribed,
+    SagaView,
+)
 from messages._events import (
     CashRefused,
     CashReleased,
@@ -91,17 +98,17 @@ from messages._values import (
 __all__ = [
     "EXTERNAL", "SYNC_SAGA", "AdoptPosition", "ApplyFill", "CallThrottled",
     "CancelBrokerOrder", "CancelEntry", "CashRefused", "CashReleased", "CashReserved",
-    "CheckMargins", "DriftDetected", "DriftKind", "EndpointClass", "Exchange", "ExitDecided",
-    "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Halt", "HaltStarted", "Inbox",
-    "Instrument", "InstrumentKind", "MarginsChecked", "Money", "OrderLeg",
-    "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected", "OrderRequest", "OrderState",
-    "OrderStatus", "OrderType", "OrderUpdated", "OrdersFound", "PermitGranted",
-    "PermitRefused", "PlaceOrder", "PositionAdopted", "PositionProtected", "Price",
-    "PriceRejected", "PricesProcessed", "PricesUpdated", "Priority", "Product",
+    "CheckMargins", "DescribeSagas", "DriftDetected", "DriftKind", "EndpointClass", "Exchange",
+    "ExitDecided", "ExitRules", "Fill", "FillApplied", "FindOrdersByTag", "Halt",
+    "HaltStarted", "Inbox", "Instrument", "InstrumentKind", "MarginsChecked", "Money",
+    "OrderLeg", "OrderOutcomeUnknown", "OrderPlaced", "OrderRejected", "OrderRequest",
+    "OrderState", "OrderStatus", "OrderType", "OrderUpdated", "OrderView", "OrdersFound",
+    "PermitGranted", "PermitRefused", "PlaceOrder", "PositionAdopted", "PositionProtected",
+    "Price", "PriceRejected", "PricesProcessed", "PricesUpdated", "Priority", "Product",
     "ProtectPosition", "ProtectionFailed", "ProtectionRemoved", "QueryOrder", "Reconcile",
     "ReconcilePosition", "ReconcileSkipped", "Reconciled", "RecordPrices", "ReleaseCash",
     "RemoveProtection", "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted",
-    "SagaKind", "SagaRefused", "SagaStarted", "SetTradingState", "Side", "StrategyFill",
-    "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck", "TradingState",
-    "TradingStateChanged", "from_dict", "to_dict",
+    "SagaKind", "SagaRefused", "SagaStarted", "SagaView", "SagasDescribed", "SetTradingState",
+    "Side", "StrategyFill", "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck",
+    "TradingState", "TradingStateChanged", "from_dict", "to_dict",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from messages._validate import require_instance, require_non_negative_int, require_text
 
-__all__ = ["Halt", "HaltStarted"]
+__all__ = ["DescribeSagas", "Halt", "HaltStarted", "OrderView", "SagaView", "SagasDescribed"]
 
 
 def _reply() -> Any:
@@ -48,3 +48,44 @@ class HaltStarted:
         require_text("reason", self.reason, max_len=200)
         for name in ("cancels", "exits", "sagas_in_flight", "positions_open"):
             require_non_negative_int(name, getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """One broker order of a saga, as OrderActor knows it."""
+
+    tag: str
+    broker_order_id: str
+    role: str
+    side: str
+    tradingsymbol: str
+    quantity: int
+    filled: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SagaView:
+    """One saga in flight: its step, why it is there, and its orders."""
+
+    saga_id: str
+    kind: str
+    strategy: str
+    step: str
+    reason: str
+    seconds_left: float
+    orders: tuple[OrderView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeSagas:
+    """Ask OrderActor for every saga in flight; answered with SagasDescribed."""
+
+    reply_to: Any = _reply()
+
+
+@dataclass(frozen=True, slots=True)
+class SagasDescribed:
+    """Every saga in flight when OrderActor read its inbox's DescribeSagas."""
+
+    sagas: tuple[SagaView, ...]

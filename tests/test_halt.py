@@ -9,12 +9,14 @@ from decimal import Decimal
 import pytest
 
 from messages import (
+    DescribeSagas,
     Halt,
     HaltStarted,
     InstrumentKind,
     SagaCompensated,
     SagaCompleted,
     SagaRefused,
+    SagasDescribed,
     SetTradingState,
     Side,
     SubmitEntry,
@@ -38,6 +40,14 @@ def test_halt_cancels_working_orders_and_refuses_entries() -> None:
         h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
         wait_until(lambda: h.engine.broker_snapshot.working_orders == 1, what="order working")
         answer = Recorder()
+        h.submit(DescribeSagas(reply_to=answer))
+        [described] = answer.wait_for_kind(SagasDescribed)
+        [saga] = described.sagas
+        assert (saga.kind, saga.strategy, saga.step.split()[0]) == ("ENTRY", "t", "WORKING")
+        [order] = saga.orders
+        assert (order.role, order.side, order.quantity, order.filled, order.status) == (
+            "OPEN", "BUY", call.lot_size, 0, "WORKING")
+        assert order.tradingsymbol == call.tradingsymbol and order.broker_order_id
         h.submit(Halt("test stop", reply_to=answer))
         [started] = answer.wait_for_kind(HaltStarted)
         assert (started.cancels, started.exits, started.sagas_in_flight) == (1, 0, 1)
