@@ -1,185 +1,98 @@
-"""The saga records OrderActor journals, and the fold that rebuilds them at start-up.
+"""Start-up from the journal: the latest snapshot, then the tail (one path, always).
 
-OrderActor writes (kinds): ``saga`` when a saga starts (its legs, rules and
-margins), ``order`` BEFORE a broker order is sent (tag, leg, role),
-``placed`` when the broker names it, ``ended`` when the saga ends, and
-``book`` when a position settles OPEN or leaves the book. PortfolioActor
-writes its inputs (``ReserveCash``, ``ReleaseCash``, ``ApplyFill``) as
-protocol messages. :func:`fold` reads a journal's records back into
-:class:`Recovered`: what start-up gives each actor. See docs/sagas.md.
+:func:`recover` is what every start does, on a fresh journal, after a clean
+stop and after a crash alike: load the latest snapshot (if any) into a
+:class:`Projection`, fold the events after it, and hand back the projection
+(which goes on folding the committed records for the next snapshots) and its
+:class:`Recovered`. :func:`fold` is the same fold over records in hand.
+
+The records and the dataclasses start-up hands the actors are in
+``actors/_journaled.py`` (re-exported here); the fold is
+``actors/_projection.py``. See docs/sagas.md ("Snapshots").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from decimal import Decimal
 
-from actors.journal import JournalRecord
-from messages import (
-    ApplyFill,
-    ExitRules,
-    Fill,
-    Instrument,
-    OrderLeg,
-    Product,
-    SagaKind,
-    from_dict,
-    to_dict,
+import structlog
+
+from actors._journaled import (
+    PORTFOLIO_KINDS,
+    BookRecord,
+    OrderRecord,
+    Recovered,
+    SagaRecord,
+    book_record,
+    ended_record,
+    opening_record,
+    order_record,
+    placed_record,
+    saga_record,
 )
+from actors._projection import SNAPSHOT_FORMAT, Projection
+from actors.config import EngineConfig
+from actors.journal import Journal, JournalCorrupt, JournalRecord
 
-__all__ = ["BookRecord", "OrderRecord", "Recovered", "SagaRecord", "book_record",
-           "ended_record", "fold", "order_record", "placed_record", "saga_record"]
+__all__ = ["PORTFOLIO_KINDS", "SNAPSHOT_FORMAT", "BookRecord", "OrderRecord", "Projection",
+           "Recovered", "SagaRecord", "book_record", "ended_record", "fold", "opening_record",
+           "order_record", "placed_record", "recover", "saga_record"]
 
-PORTFOLIO_KINDS = frozenset({"ReserveCash", "ReleaseCash", "ApplyFill"})
+_log = structlog.get_logger("kitesaga.journal")
 
-
-def saga_record(saga_id: str, kind: SagaKind, strategy: str, legs: tuple[OrderLeg, ...],
-                rules: ExitRules, margins: Mapping[int, int], reason: str = "") -> JournalRecord:
-    """A saga starts."""
-    return JournalRecord.built("saga", {
-        "kind": kind.value, "strategy": strategy, "legs": [to_dict(leg) for leg in legs],
-        "rules": to_dict(rules), "margins": {str(k): v for k, v in margins.items()},
-        "reason": reason}, saga_id)
+_WINDOW = EngineConfig().fill_dedupe_window
+_PAPER_PCT = EngineConfig().short_margin_pct
 
 
-def order_record(saga_id: str, tag: str, index: int, role: str, attempt: int,
-                 leg: OrderLeg) -> JournalRecord:
-    """A broker order is about to be sent (write-ahead)."""
-    return JournalRecord.built("order", {"tag": tag, "index": index, "role": role,
-                                   "attempt": attempt, "leg": to_dict(leg)}, saga_id)
+def fold(records: Iterable[JournalRecord], dedupe_window: int = _WINDOW,
+         paper_margin_pct: Decimal | None = _PAPER_PCT) -> Recovered:
+    """Rebuild :class:`Recovered` from a journal's records, in order (every one of
+    them: no snapshot). ``paper_margin_pct`` None: no paper broker book (live)."""
+    projection = Projection(dedupe_window, paper_margin_pct)
+    projection.add_all(records)
+    return projection.recovered()
 
 
-def placed_record(saga_id: str, tag: str, broker_order_id: str) -> JournalRecord:
-    """The broker named the order."""
-    return JournalRecord.built("placed", {"tag": tag, "broker_order_id": broker_order_id}, saga_id)
+def recover(journal: Journal, dedupe_window: int = _WINDOW,
+            paper_margin_pct: Decimal | None = _PAPER_PCT) -> tuple[Projection, int]:
+    """Load ``journal``'s latest snapshot and fold the events after it.
 
-
-def ended_record(saga_id: str, outcome: str, reason: str) -> JournalRecord:
-    """The saga ended COMPLETED or COMPENSATED."""
-    return JournalRecord.built("ended", {"outcome": outcome, "reason": reason[:500]}, saga_id)
-
-
-def book_record(strategy: str, instrument: Instrument, product: Product, rules: ExitRules,
-                entry: int | None, peak: int) -> JournalRecord:
-    """A managed position settled OPEN (``entry`` its plan's price) or left (None)."""
-    return JournalRecord.built("book", {
-        "strategy": strategy, "instrument": to_dict(instrument), "product": product.value,
-        "rules": to_dict(rules), "entry": entry, "peak": peak})
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """One broker order of an unfinished saga, as journaled."""
-
-    tag: str
-    index: int
-    role: str
-    attempt: int
-    leg: OrderLeg
-    broker_order_id: str | None = None
-    fills: list[Fill] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class SagaRecord:
-    """A saga as journaled: its start, its orders, whether it ended."""
-
-    saga_id: str
-    kind: SagaKind
-    strategy: str
-    legs: tuple[OrderLeg, ...]
-    rules: ExitRules
-    margins: dict[int, int]
-    reason: str
-    orders: list[OrderRecord] = field(default_factory=list)
-    ended: bool = False
-    release_sent: bool = False
-
-
-@dataclass(slots=True)
-class BookRecord:
-    """A managed position as last journaled."""
-
-    strategy: str
-    instrument: Instrument
-    product: Product
-    rules: ExitRules
-    entry: int
-    peak: int
-
-
-@dataclass(slots=True)
-class Recovered:
-    """What start-up hands the actors.
-
-    ``portfolio`` replays into PortfolioActor; ``unfinished`` sagas are
-    resumed by OrderActor (its broker orders looked up by tag); ``book`` the
-    positions OrderActor manages; ``orders`` every journaled broker order
-    (the paper broker rebuilds its account and answers look-ups from them);
-    ``prefixes`` the saga-id prefixes already used (never reused).
+    Returns the projection (at the journal's last seq) and the seq of the
+    snapshot it started from (0: none, a full replay). A snapshot of another
+    format is ignored with a warning (``snapshot_format_ignored``) and every
+    event is folded: events are the truth, a snapshot only a shortcut. A
+    snapshot of this format that cannot be loaded, or that does not cover
+    exactly its seq's events, or an event that cannot be folded, raises
+    :class:`JournalCorrupt` naming the file and the seq; nothing is deleted.
     """
-
-    portfolio: list[Any] = field(default_factory=list)
-    unfinished: list[SagaRecord] = field(default_factory=list)
-    book: dict[tuple[str, int], BookRecord] = field(default_factory=dict)
-    orders: list[OrderRecord] = field(default_factory=list)
-    prefixes: set[str] = field(default_factory=set)
-    events: int = 0
-
-
-def fold(records: Iterable[JournalRecord]) -> Recovered:
-    """Rebuild :class:`Recovered` from a journal's records, in order."""
-    out = Recovered()
-    sagas: dict[str, SagaRecord] = {}
-    by_tag: dict[str, OrderRecord] = {}
-    by_broker_id: dict[str, OrderRecord] = {}
-    for record in records:
-        out.events += 1
-        kind, body, saga_id = record.kind, record.body, record.saga_id or ""
-        if kind in PORTFOLIO_KINDS:
-            message = record.message()
-            out.portfolio.append(message)
-            if isinstance(message, ApplyFill):
-                order = by_broker_id.get(message.fill.broker_order_id)
-                if order is not None:
-                    order.fills.append(message.fill)
-                if message.release_rest and message.saga_id in sagas:
-                    sagas[message.saga_id].release_sent = True
-        elif kind == "saga":
-            sagas[saga_id] = SagaRecord(
-                saga_id, SagaKind(body["kind"]), body["strategy"],
-                tuple(from_dict(dict(leg)) for leg in body["legs"]),
-                from_dict(dict(body["rules"])),
-                {int(k): int(v) for k, v in body["margins"].items()}, body["reason"])
-            out.prefixes.add(saga_id[:2])
-        elif kind == "order":
-            order = OrderRecord(body["tag"], body["index"], body["role"], body["attempt"],
-                                from_dict(dict(body["leg"])))
-            by_tag[order.tag] = order
-            out.orders.append(order)
-            if saga_id in sagas:
-                sagas[saga_id].orders.append(order)
-        elif kind == "placed":
-            order = by_tag.get(body["tag"])
-            if order is not None:
-                order.broker_order_id = body["broker_order_id"]
-                by_broker_id[order.broker_order_id] = order
-        elif kind == "ended":
-            if saga_id in sagas:
-                sagas.pop(saga_id).ended = True
-        elif kind == "book":
-            instrument: Instrument = from_dict(dict(body["instrument"]))
-            key = (body["strategy"], instrument.instrument_token)
-            if body["entry"] is None:
-                out.book.pop(key, None)
-            else:
-                out.book[key] = BookRecord(body["strategy"], instrument,
-                                           Product(body["product"]),
-                                           from_dict(dict(body["rules"])), body["entry"],
-                                           body["peak"])
+    latest = journal.latest_snapshot()
+    projection: Projection | None = None
+    after = 0
+    if latest is not None:
+        seq, body = latest
+        found = body.get("format")
+        if found != SNAPSHOT_FORMAT:
+            _log.warning("snapshot_format_ignored", seq=seq, path=str(journal.path),
+                         found=found, reads=SNAPSHOT_FORMAT,
+                         action="replaying every event instead")
         else:
-            raise ValueError(f"kind: not a record kitesaga writes, got {kind!r} "
-                             f"(saga {saga_id or '-'})")
-    out.unfinished = list(sagas.values())
-    return out
+            try:
+                projection = Projection.from_body(body, dedupe_window, paper_margin_pct)
+            except ValueError as bad:
+                raise JournalCorrupt(f"{journal.path}: snapshot seq {seq}: cannot be loaded: "
+                                     f"{bad}; refusing the journal (left untouched)") from None
+            if projection.events != seq:
+                raise JournalCorrupt(f"{journal.path}: snapshot seq {seq}: it holds the state "
+                                     f"after {projection.events} events, not {seq}; refusing "
+                                     f"the journal (left untouched)")
+            after = seq
+    if projection is None:
+        projection = Projection(dedupe_window, paper_margin_pct)
+    for seq, record in journal.replay(after=after):
+        try:
+            projection.add(record)
+        except ValueError as bad:
+            raise JournalCorrupt(f"{journal.path}: event seq {seq}: {bad}; refusing the "
+                                 f"journal (left untouched)") from None
+    return projection, after

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +10,12 @@ import immutables
 import structlog
 
 from actors._base import EngineActor
+from actors._ledger import Ledger, LedgerPosition, PositionKey
 from actors._published import Published
 from actors.config import EngineConfig
 from actors.journal import Append, JournalRecord
 from messages import (
+    AdoptPosition,
     ApplyFill,
     CashRefused,
     CashReleased,
@@ -22,6 +23,7 @@ from messages import (
     FillApplied,
     Inbox,
     Money,
+    PositionAdopted,
     PricesProcessed,
     PricesUpdated,
     ReleaseCash,
@@ -33,9 +35,6 @@ from messages import (
 __all__ = ["PortfolioActor", "PortfolioSnapshot", "PositionKey", "PositionView"]
 
 _log = structlog.get_logger("kitesaga.portfolio")
-
-PositionKey = tuple[str, int]
-"""(strategy, instrument_token): positions are kept per strategy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +64,10 @@ class PositionView:
 class PortfolioSnapshot:
     """An immutable picture of the book, published after every change.
 
-    ``conservation_error`` is zero whenever money is conserved exactly:
-    initial cash = cash + reserved + margin + cost of open positions
-    - realised P&L (gross) + charges paid.
+    ``transfers`` is the capital that came in with adopted positions (a BUY
+    +value, a SELL -value). ``conservation_error`` is zero whenever money is
+    conserved exactly: initial cash + transfers = cash + reserved + margin +
+    cost of open positions - realised P&L (gross) + charges paid.
     """
 
     initial_cash: int
@@ -80,12 +80,13 @@ class PortfolioSnapshot:
     unrealised: int
     fills_applied: int
     positions: Mapping[PositionKey, PositionView] = field(default_factory=immutables.Map)
+    transfers: int = 0
 
     @property
     def conservation_error(self) -> int:
         """Paise unaccounted for (0 when the books balance)."""
         held = self.cash + self.reserved + self.margin + self.open_cost
-        return self.initial_cash - (held - self.realised + self.charges)
+        return self.initial_cash + self.transfers - (held - self.realised + self.charges)
 
     @property
     def open_positions(self) -> int:
@@ -98,25 +99,6 @@ class PortfolioSnapshot:
         return self.realised + self.unrealised - self.charges
 
 
-class _Position:
-    __slots__ = ("charges", "cost", "margin", "quantity", "realised")
-
-    def __init__(self) -> None:
-        self.quantity = 0
-        self.cost = 0
-        self.realised = 0
-        self.charges = 0
-        self.margin = 0
-
-
-def _share(total: int, part: int, whole: int) -> int:
-    """``total * part / whole`` rounded toward zero, exact when part == whole."""
-    if part >= whole:
-        return total
-    magnitude = abs(total) * part // whole
-    return magnitude if total >= 0 else -magnitude
-
-
 class PortfolioActor(EngineActor):
     """Owns cash, reservations keyed by saga, positions and P&L; nothing else may.
 
@@ -126,7 +108,17 @@ class PortfolioActor(EngineActor):
     - ApplyFill pays a buy from the saga's reservation first, then free cash;
       books a sell's proceeds to free cash; opening a short blocks margin.
       A fill_id already applied changes nothing (FillApplied duplicate=True).
+    - AdoptPosition books a position found outside the book with free cash
+      unchanged: its value comes in as a capital transfer (``transfers``) and
+      pays for it; no margin is blocked; only charges the fill carries are
+      paid. Idempotent by fill_id (the fills' de-duplication set):
+      PositionAdopted, ``duplicate=True`` for a repeat.
     - ReleaseCash returns the saga's remaining reservation (CashReleased).
+    - The accounting itself is a :class:`actors._ledger.Ledger`; ``ledger``
+      (start-up: folded from the journal) is the state to start from, else
+      ``initial_cash`` with nothing booked.
+    - With a ``journal``, every input that changes the books is recorded, and
+      every reply waits for that record's commit (write-ahead).
     - Money is conserved exactly in paise after every message; the snapshot
       is republished after every change.
     - The last ``dedupe_window`` fill ids are remembered for de-duplication.
@@ -138,24 +130,13 @@ class PortfolioActor(EngineActor):
                  trading_control: Inbox | None = None,
                  dedupe_window: int = EngineConfig().fill_dedupe_window,
                  price_source: Inbox | None = None, journal: Inbox | None = None,
-                 history: Iterable[ReserveCash | ReleaseCash | ApplyFill] = ()) -> None:
+                 ledger: Ledger | None = None) -> None:
         super().__init__()
-        self._initial = initial_cash.paise
-        self._cash = initial_cash.paise
-        self._reservations: dict[str, int] = {}
-        self._positions: dict[PositionKey, _Position] = {}
+        self._ledger = ledger if ledger is not None else Ledger(initial_cash.paise,
+                                                                dedupe_window)
         self._views: immutables.Map[PositionKey, PositionView] = immutables.Map()
         self._by_token: dict[int, set[PositionKey]] = {}
         self._marks: dict[int, int] = {}
-        self._applied: set[str] = set()
-        self._applied_order: deque[str] = deque()
-        self._dedupe_window = dedupe_window
-        self._fill_count = 0
-        self._reserved = 0
-        self._margin = 0
-        self._open_cost = 0
-        self._realised = 0
-        self._charges = 0
         self._unrealised = 0
         self._pos_unrealised: dict[PositionKey, int] = {}
         self._loss_limit = daily_loss_limit.paise
@@ -165,11 +146,8 @@ class PortfolioActor(EngineActor):
         self._halt_sent = False
         self._journal = journal
         self._records: list[JournalRecord] = []
-        self._replaying = True
-        for message in history:  # start-up: the journal's inputs, in order, rebuild the state
-            self._handle(message)
-        self._replaying = False
-        self._records.clear()
+        for key, pos in self._ledger.positions():  # start-up: the books folded from the journal
+            self._view(key, pos)
         self.snapshot: Published[PortfolioSnapshot] = Published(self._build())
 
     # -- messages ------------------------------------------------------------
@@ -198,116 +176,92 @@ class PortfolioActor(EngineActor):
             self._reserve(message)
         elif isinstance(message, ReleaseCash):
             self._release(message)
+        elif isinstance(message, AdoptPosition):
+            self._adopt(message)
         else:
             self.unhandled(message)
 
-    def _record(self, message: ReserveCash | ReleaseCash | ApplyFill) -> None:
-        if self._journal is not None and not self._replaying:
-            self._records.append(JournalRecord.of(message, message.saga_id))
+    def _record(self, message: ReserveCash | ReleaseCash | ApplyFill | AdoptPosition,
+                saga_id: str | None) -> None:
+        if self._journal is not None:
+            self._records.append(JournalRecord.of(message, saga_id))
 
     def _reserve(self, msg: ReserveCash) -> None:
-        amount = msg.amount.paise
-        if amount > self._cash:
-            self.reply_after_publish(msg.reply_to, CashRefused(msg.saga_id, msg.amount,
-                                                               Money(self._cash)))
+        if not self._ledger.reserve(msg.saga_id, msg.amount.paise):
+            self.reply_after_publish(msg.reply_to, CashRefused(
+                msg.saga_id, msg.amount, Money(self._ledger.cash)))
             return
-        self._record(msg)
-        self._cash -= amount
-        self._reserved += amount
-        self._reservations[msg.saga_id] = self._reservations.get(msg.saga_id, 0) + amount
+        self._record(msg, msg.saga_id)
         self._changed()
         self.reply_after_publish(msg.reply_to, CashReserved(msg.saga_id, msg.amount))
 
     def _release(self, msg: ReleaseCash) -> None:
-        self._record(msg)
-        amount = self._reservations.pop(msg.saga_id, 0)
-        self._reserved -= amount
-        self._cash += amount
+        self._record(msg, msg.saga_id)
+        amount = self._ledger.release(msg.saga_id)
         self._changed()
         self.reply_after_publish(msg.reply_to, CashReleased(msg.saga_id, Money(amount)))
-
-    def _take(self, saga_id: str, amount: int) -> None:
-        """Pay ``amount`` from the saga's reservation first, then free cash."""
-        held = self._reservations.get(saga_id, 0)
-        from_reservation = min(held, amount)
-        if held:
-            self._reservations[saga_id] = held - from_reservation
-            self._reserved -= from_reservation
-        self._cash -= amount - from_reservation
 
     def _apply(self, msg: ApplyFill) -> None:
         fill = msg.fill
         key = (msg.strategy, fill.instrument_token)
-        if fill.fill_id in self._applied:
-            pos = self._positions.get(key)
+        realised = self._ledger.apply(msg)
+        if realised is None:
+            released = self._release_rest(msg)
+            if released:  # the release is a change: journaled, so a replay repeats it
+                self._record(msg, msg.saga_id)
+            pos = self._ledger.position(key)
             self.reply_after_publish(msg.reply_to, FillApplied(
                 msg.saga_id, fill.fill_id, pos.quantity if pos else 0, Money(0), True,
-                self._release_rest(msg)))
+                released))
             return
-        self._record(msg)
-        self._remember(fill.fill_id)
-        pos = self._positions.get(key)
-        if pos is None:
-            pos = self._positions[key] = _Position()
-            self._by_token.setdefault(fill.instrument_token, set()).add(key)
-        sign = fill.side.sign
-        qty, price, charges = fill.quantity, fill.price.paise, fill.charges.paise
-        before = (pos.cost, pos.realised, pos.charges, pos.margin)
-        pos.charges += charges
-        closing = 0 if pos.quantity == 0 or (pos.quantity > 0) == (sign > 0) else min(
-            qty, abs(pos.quantity))
-        if closing:
-            removed = _share(pos.cost, closing, abs(pos.quantity))
-            released = _share(pos.margin, closing, abs(pos.quantity))
-            pos.margin -= released
-            self._cash += released
-            pos.cost -= removed
-            pos.realised += -sign * closing * price - removed
-            pos.quantity += sign * closing
-        opening = qty - closing
-        if opening:
-            pos.quantity += sign * opening
-            pos.cost += sign * opening * price
-            if sign < 0:
-                margin = msg.short_margin_per_unit.paise * opening
-                self._take(msg.saga_id, margin)
-                pos.margin += margin
-        # cash legs of the trade itself
-        if sign > 0:
-            self._take(msg.saga_id, qty * price + charges)
-        else:
-            self._cash += qty * price - charges
-        if self._cash < 0:
-            _log.error("cash_negative", cash=self._cash, fill=fill.fill_id, saga=msg.saga_id)
-        self._open_cost += pos.cost - before[0]
-        self._realised += pos.realised - before[1]
-        self._charges += pos.charges - before[2]
-        self._margin += pos.margin - before[3]
-        self._fill_count += 1
+        self._record(msg, msg.saga_id)
+        if self._ledger.cash < 0:
+            _log.error("cash_negative", cash=self._ledger.cash, fill=fill.fill_id,
+                       saga=msg.saga_id)
+        pos = self._booked(key)
+        self.reply_after_publish(msg.reply_to, FillApplied(
+            msg.saga_id, fill.fill_id, pos.quantity, Money(realised),
+            released=self._release_rest(msg)))
+
+    def _adopt(self, msg: AdoptPosition) -> None:
+        fill = msg.fill
+        key = (msg.strategy, fill.instrument_token)
+        if self._ledger.adopt(msg) is None:
+            pos = self._ledger.position(key)
+            self.reply_after_publish(msg.reply_to, PositionAdopted(
+                msg.strategy, fill.fill_id, fill.instrument_token, pos.quantity if pos else 0,
+                duplicate=True))
+            return
+        self._record(msg, None)
+        _log.warning("position_adopted", strategy=msg.strategy, fill=fill.fill_id,
+                     instrument_token=fill.instrument_token, side=fill.side.value,
+                     quantity=fill.quantity, price=str(fill.price), reason=msg.reason)
+        pos = self._booked(key)
+        self.reply_after_publish(msg.reply_to, PositionAdopted(
+            msg.strategy, fill.fill_id, fill.instrument_token, pos.quantity))
+
+    def _booked(self, key: PositionKey) -> LedgerPosition:
+        """Republish and revalue the position ``key`` the ledger just booked."""
+        pos = self._ledger.position(key)
+        assert pos is not None
+        self._view(key, pos)
+        self._changed()
+        return pos
+
+    def _view(self, key: PositionKey, pos: LedgerPosition) -> None:
+        self._by_token.setdefault(key[1], set()).add(key)
         self._views = self._views.set(key, PositionView(
             key[0], key[1], pos.quantity, pos.cost, pos.realised, pos.charges, pos.margin))
         self._revalue(key, pos)
-        self._changed()
-        self.reply_after_publish(msg.reply_to, FillApplied(
-            msg.saga_id, fill.fill_id, pos.quantity, Money(pos.realised - before[1]),
-            released=self._release_rest(msg)))
 
     def _release_rest(self, msg: ApplyFill) -> Money | None:
-        if not msg.release_rest:
+        amount = self._ledger.release_rest(msg)
+        if amount is None:
             return None
-        amount = self._reservations.pop(msg.saga_id, 0)
-        self._reserved -= amount
-        self._cash += amount
         self._changed()
         return Money(amount)
 
-    def _remember(self, fill_id: str) -> None:
-        self._applied.add(fill_id)
-        self._applied_order.append(fill_id)
-        if len(self._applied_order) > self._dedupe_window:
-            self._applied.discard(self._applied_order.popleft())
-
-    def _revalue(self, key: PositionKey, pos: _Position) -> None:
+    def _revalue(self, key: PositionKey, pos: LedgerPosition) -> None:
         mark = self._marks.get(key[1])
         value = pos.quantity * mark - pos.cost if mark is not None and pos.quantity else 0
         self._unrealised += value - self._pos_unrealised.get(key, 0)
@@ -320,7 +274,9 @@ class PortfolioActor(EngineActor):
             if keys:
                 self._marks[price.instrument_token] = price.last.paise
                 for key in keys:
-                    self._revalue(key, self._positions[key])
+                    pos = self._ledger.position(key)
+                    assert pos is not None
+                    self._revalue(key, pos)
                 changed = True
         if changed:
             self._changed()
@@ -333,23 +289,25 @@ class PortfolioActor(EngineActor):
     # -- publication ---------------------------------------------------------
 
     def _build(self) -> PortfolioSnapshot:
+        ledger = self._ledger
         return PortfolioSnapshot(
-            initial_cash=self._initial,
-            cash=self._cash,
-            reserved=self._reserved,
-            margin=self._margin,
-            open_cost=self._open_cost,
-            realised=self._realised,
-            charges=self._charges,
+            initial_cash=ledger.initial,
+            cash=ledger.cash,
+            reserved=ledger.reserved,
+            margin=ledger.margin,
+            open_cost=ledger.open_cost,
+            realised=ledger.realised,
+            charges=ledger.charges,
             unrealised=self._unrealised,
-            fills_applied=self._fill_count,
+            fills_applied=ledger.fills_applied,
             positions=self._views,
+            transfers=ledger.transfers,
         )
 
     def _changed(self) -> None:
         self._dirty = True
-        net = self._realised + self._unrealised - self._charges
-        if (not self._halt_sent and not self._replaying and self._control is not None
+        net = self._ledger.realised + self._unrealised - self._ledger.charges
+        if (not self._halt_sent and self._control is not None
                 and self._loss_limit > 0
                 and net <= -self._loss_limit):
             self._halt_sent = True

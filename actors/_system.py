@@ -11,7 +11,7 @@ import pykka
 import structlog
 
 from actors._base import ActorFailed, EngineActor
-from actors._durable import Recovered, fold
+from actors._durable import Recovered
 from actors._feed import SimulatedFeedActor
 from actors._order import Drain, OrderActor, OrdersSnapshot
 from actors._portfolio import PortfolioActor, PortfolioSnapshot
@@ -19,6 +19,8 @@ from actors._price import PriceActor, PriceBook
 from actors._published import Published
 from actors._ratelimit import RateLimitActor
 from actors._recover_steps import Resume
+from actors._startup import open_journal
+from actors._supervisor import Failures, SupervisorActor, _Orders
 from actors._sync import SyncActor, SyncSnapshot, SyncWiring
 from actors.broker import (
     BrokerSnapshot,
@@ -29,7 +31,7 @@ from actors.broker import (
     segment_for,
 )
 from actors.config import Config
-from actors.journal import Journal, JournalActor, JournalSnapshot, journal_path
+from actors.journal import JournalActor, JournalSnapshot
 from actors.kite import (
     GatewaySnapshot,
     KiteGatewayActor,
@@ -59,50 +61,12 @@ from messages import (
     Inbox,
     Money,
     OrderLeg,
-    SetTradingState,
     Subscribe,
-    TradingState,
 )
 
 __all__ = ["Engine", "SupervisorActor"]
 
 _log = structlog.get_logger("kitesaga.system")
-
-
-@dataclass(frozen=True, slots=True)
-class Failures:
-    """Actors that died, as published by the supervisor."""
-
-    items: tuple[ActorFailed, ...] = ()
-
-
-class SupervisorActor(EngineActor):
-    """Turns any actor's failure into HALTED trading and a clear log line.
-
-    Contract: never a silently dead actor — each ActorFailed is logged at
-    ERROR, published in ``failures`` and halts new entries.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures: Published[Failures] = Published(Failures())
-        self.orders: Inbox | None = None
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ActorFailed):
-            _log.error("trading_halted_actor_failed", actor=message.actor, error=message.error)
-            self.failures.publish(Failures((*self.failures.latest().items, message)))
-            if self.orders is not None and message.actor != "OrderActor":
-                try:
-                    self.orders.tell(SetTradingState(
-                        TradingState.HALTED, f"{message.actor} failed: {message.error}"[:200]))
-                except pykka.ActorDeadError:
-                    _log.error("trading_halted_order_actor_dead", actor=message.actor)
-        elif isinstance(message, _Orders):
-            self.orders = message.ref
-        else:
-            self.unhandled(message)
-        return None
 
 
 def default_exit_rules(config: Config) -> ExitRules:
@@ -202,11 +166,11 @@ class Engine:
         cash = live.cash if live is not None else Money.from_rupees(
             cfg.engine.initial_cash_rupees, "engine.initial_cash_rupees")
         orders_box, broker_box = _Forward(), _Forward()
-        journal, recovered = self._open_journal(orders_box)
+        journal, recovered = self._open_journal(orders_box, cash)
         self.portfolio = self._start(
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
             orders_box, cfg.engine.fill_dedupe_window, price_source=self.prices,
-            journal=journal, history=recovered.portfolio)
+            journal=journal, ledger=recovered.ledger)
         self._portfolio_cell: Published[PortfolioSnapshot] = \
             self.portfolio.proxy().snapshot.get()
         positions = {key: view.quantity
@@ -235,7 +199,7 @@ class Engine:
             self._gateway_cell: Published[GatewaySnapshot] = self.broker.proxy().snapshot.get()
         else:
             self.matching = build_engine(cfg)
-            restore_orders(self.matching, recovered.orders)
+            restore_orders(self.matching, recovered.orders, recovered.paper, recovered.opening)
             self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now,
                                       self.orders)
             self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
@@ -263,22 +227,28 @@ class Engine:
                   instruments=len(self.instruments), speed=cfg.market.speed)
         return self
 
-    def _open_journal(self, halt_to: Inbox) -> tuple[Inbox | None, Recovered]:
-        """Open this mode's journal and fold it (start-up IS recovery: one path).
-        A foreign, corrupt or other-mode file raises JournalError, untouched."""
+    def _open_journal(self, halt_to: Inbox, cash: Money) -> tuple[Inbox | None, Recovered]:
+        """Open this mode's journal and recover from it (start-up IS recovery: one
+        path): the latest snapshot, then the tail. The JournalActor then feeds the
+        projection every committed batch and writes it as a snapshot every
+        ``journal.snapshot_every`` events. A foreign, corrupt or other-mode file
+        raises JournalError, untouched."""
         cfg = self.config
         if not cfg.journal.enabled:
             return None, Recovered()
-        mode = cfg.engine.mode
-        store = Journal.open(journal_path(cfg, mode), mode)
-        started = time.monotonic()
-        recovered = fold(record for _, record in store.replay())
-        self.recovery_s = time.monotonic() - started
-        _log.info("journal_replayed", events=recovered.events,
-                  unfinished_sagas=len(recovered.unfinished), seconds=round(self.recovery_s, 3))
-        self.journal = self._start(JournalActor, store, cfg.journal, halt_to)
+        opened = open_journal(cfg, cash, "broker" if self.live is not None else
+                              "engine.initial_cash_rupees")
+        self.recovery_s = opened.seconds
+        self.recovered_from_snapshot = opened.snapshot  # its seq; 0: every event replayed
+        try:
+            self.journal = self._start(JournalActor, opened.store, cfg.journal, halt_to,
+                                       snapshot_source=opened.projection.to_body,
+                                       on_commit=opened.projection.add_all)
+        except BaseException:
+            opened.store.close()
+            raise
         self._journal_cell: Published[JournalSnapshot] = self.journal.proxy().snapshot.get()
-        return self.journal, recovered
+        return self.journal, opened.recovered
 
     def _start_strategies(self) -> None:
         cfg = self.config.strategy
@@ -388,13 +358,6 @@ class Engine:
     def sim_elapsed(self) -> timedelta:
         """Simulated time since the market opened."""
         return self.clock.now() - self.start_time
-
-
-@dataclass(frozen=True, slots=True)
-class _Orders:
-    """Wiring: where the supervisor sends SetTradingState."""
-
-    ref: Inbox
 
 
 class _Forward:

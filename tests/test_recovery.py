@@ -8,10 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog
 
+from actors._startup import open_journal
 from actors.config import Config
-from actors.journal import JournalError
+from actors.journal import Journal, JournalError, journal_path
 from messages import (
+    Money,
     SagaCompensated,
     SagaCompleted,
     Side,
@@ -97,3 +100,64 @@ def test_a_foreign_journal_is_refused_untouched(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match=str(path)), running(config):
         pass
     assert path.read_bytes() == b"not a journal at all\n"
+
+
+def with_cash(config: Config, rupees: int, **engine: object) -> Config:
+    return dataclasses.replace(config, engine=dataclasses.replace(
+        config.engine, initial_cash_rupees=Decimal(rupees), **engine))
+
+
+def test_a_restart_uses_the_journaled_opening_cash_not_the_configs(tmp_path: Path) -> None:
+    first = with_cash(config_in(tmp_path), 1_000_000)
+    with running(first) as h:
+        call = h.option()
+        h.quote(call, 150_00)
+        h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        ended(h, 1)
+        before = h.engine.portfolio_snapshot
+        funds = h.engine.broker_snapshot.funds
+        assert before.initial_cash == 1_000_000_00 and before.open_positions == 1
+    with structlog.testing.capture_logs() as logs, running(with_cash(first, 2_500_000)) as h:
+        after = h.engine.portfolio_snapshot
+        assert (after.initial_cash, after.cash, after.open_cost) == (
+            before.initial_cash, before.cash, before.open_cost)
+        assert after.conservation_error == 0
+        assert h.engine.broker_snapshot.funds == funds  # the paper broker's opening too
+    differs = [e for e in logs if e["event"] == "opening_cash_differs"]
+    assert len(differs) == 1 and differs[0]["log_level"] == "warning"
+    assert (differs[0]["journaled"], differs[0]["current"]) == ("₹1,000,000.00",
+                                                               "₹2,500,000.00")
+    journal = Journal.open(journal_path(first, "paper"), "paper")
+    try:
+        openings = [r.body for _, r in journal.replay() if r.kind == "opening"]
+    finally:
+        journal.close()
+    assert openings == [{"cash": 1_000_000_00}]  # written once, on the first start
+
+
+def test_live_start_up_uses_the_journaled_opening_not_the_brokers_margin(
+        tmp_path: Path) -> None:
+    """The live path through the same start-up code: the broker's current net (which
+    already excludes what open positions cost) must not replace the opening cash."""
+    config = config_in(tmp_path)
+    live = dataclasses.replace(config, engine=dataclasses.replace(config.engine, mode="live"))
+    opened = open_journal(live, Money(500_000_00), "broker")
+    try:
+        assert opened.recovered.opening == 500_000_00 and opened.snapshot == 0
+        assert opened.recovered.paper is None  # no paper broker book in live mode
+        ledger = opened.recovered.ledger
+        assert ledger is not None and ledger.initial == ledger.cash == 500_000_00
+    finally:
+        opened.store.close()
+    with structlog.testing.capture_logs() as logs:
+        again = open_journal(live, Money(430_000_00), "broker")  # positions cost 70k since
+    try:
+        ledger = again.recovered.ledger
+        assert ledger is not None and (ledger.initial, ledger.cash) == (500_000_00, 500_000_00)
+        assert again.store.last_seq == 1  # no second opening record
+    finally:
+        again.store.close()
+    assert [(e["event"], e["log_level"], e["source"]) for e in logs
+            if e["event"] == "opening_cash_differs"] == [
+        ("opening_cash_differs", "warning", "broker")]
+    assert not (tmp_path / config.journal.file_paper).exists()  # the live book's own file

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -110,19 +110,25 @@ class JournalActor(EngineActor):
       ERROR; the snapshot shows ``failed``. Every later Append is refused the
       same way (nothing told, HALTED again), with no retry: nothing proceeds on
       unsaved state and nothing is written out of order.
+    - ``on_commit(records)`` (if given) is called on this actor's thread with
+      each committed batch, in seq order, right after its commit and before
+      its ``then`` messages: a projection fed this way holds exactly the
+      committed events.
     - Every ``config.snapshot_every`` events, ``snapshot_source()`` (if given)
       is called on this actor's thread and its body written as the snapshot at
       the last seq. It must return the state after exactly the events up to
-      that seq (for example a projection folded from the committed records):
-      other actors' published state may lag behind the journal. A source that
-      raises or returns a body that is not plain JSON is a bug: the actor
-      fails, and EngineActor reports it to the supervisor.
+      that seq (for example the projection ``on_commit`` feeds): other
+      actors' published state may lag behind the journal. The body is encoded
+      as the source built it (no deep walk: lists, not tuples). A source or an
+      ``on_commit`` that raises, or a body that is not plain JSON, is a bug:
+      the actor fails, and EngineActor reports it to the supervisor.
     - On stop, whatever is buffered is committed (and its ``then`` told).
     """
 
     def __init__(self, journal: Journal | None, config: JournalConfig,
                  halt_to: Inbox | None = None,
-                 snapshot_source: Callable[[], Mapping[str, Any]] | None = None) -> None:
+                 snapshot_source: Callable[[], Mapping[str, Any]] | None = None,
+                 on_commit: Callable[[Sequence[JournalRecord]], None] | None = None) -> None:
         super().__init__()
         if (journal is None) == config.enabled:
             raise ValueError(f"journal: {'required' if config.enabled else 'must be None'} "
@@ -134,6 +140,7 @@ class JournalActor(EngineActor):
         self._journal = journal
         self._halt_to = halt_to
         self._source = snapshot_source
+        self._on_commit = on_commit
         self._max_batch = config.max_batch
         self._every = config.snapshot_every
         self._pending: list[Append] = []
@@ -197,6 +204,8 @@ class JournalActor(EngineActor):
             self._latencies.append(time.perf_counter() - started)
             self._since_snapshot += len(records)
             self._committed(last, len(records))
+            if self._on_commit is not None:
+                self._on_commit(records)
         for append in batch:
             for inbox, then in append.then:
                 if not self.tell_if_alive(inbox, then):
@@ -219,7 +228,7 @@ class JournalActor(EngineActor):
         body = self._source()
         seq = self._journal.last_seq
         try:
-            self._journal.write_snapshot(seq, body)
+            self._journal.write_snapshot(seq, body, built=True)
         except JournalWriteError as bad:
             self._fail(bad, [])
             return

@@ -43,6 +43,7 @@ __all__ = [
     "check_version",
     "checksum",
     "encode_body",
+    "encode_built",
     "load_body",
     "refuse",
 ]
@@ -145,6 +146,18 @@ def encode_body(body: Mapping[str, Any], what: str = "body") -> str:
     return text
 
 
+def encode_built(body: Mapping[str, Any], what: str = "body") -> str:
+    """:func:`encode_body` for a body the engine built itself from plain JSON
+    values: the same canonical text, without the deep walk (NaN, infinities
+    and non-JSON types are still refused with ValueError; a tuple would come
+    back as a list, so the caller must not put one in)."""
+    try:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as bad:
+        raise ValueError(f"{what}: not plain JSON: {bad}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class JournalRecord:
     """One journal event: ``kind`` (what happened), a JSON ``body``, its ``saga_id``.
@@ -189,12 +202,7 @@ class JournalRecord:
         _check_label("kind", kind, _MAX_KIND)
         if saga_id is not None:
             _check_label("saga_id", saga_id, _MAX_SAGA_ID)
-        try:
-            text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False)
-        except (TypeError, ValueError) as bad:
-            raise ValueError(f"body: not plain JSON: {bad}") from None
-        return cls.from_stored(kind, saga_id, text, body)
+        return cls.from_stored(kind, saga_id, encode_built(body), body)
 
     def message(self) -> Any:
         """The protocol message this record holds, rebuilt and validated again.
