@@ -33,7 +33,7 @@ from messages import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from messages import Inbox, Instrument
+    from messages import Inbox, Instrument, Price
 
 __all__ = ["ReconcileSteps"]
 
@@ -56,6 +56,7 @@ class ReconcileSteps:
     _me: Inbox
     _stats: dict[str, int]
     _instrument: Callable[[int], Instrument]
+    _prices: dict[int, Price]
     _pending_sync: dict[str, tuple[str, int, ExitRules, Product, int]]
 
     if TYPE_CHECKING:
@@ -111,9 +112,11 @@ class ReconcileSteps:
             if quantity == 0:
                 return
             # adopted, or a foreign trade crossed through zero: a managed OPEN position
-            # with protective exit rules from the price it was booked at
+            # whose protective exit rules start from the market now (from the price it was
+            # booked at only when none is known): they guard against what comes next
+            known = self._prices.get(token)
             entry = self._book.open_settled(key, self._instrument(token), product, rules,
-                                            quantity, price)
+                                            quantity, known.last.paise if known else price)
             self._journal_book([entry], [])
             self._protect_settled([entry], [])
             return
