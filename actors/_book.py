@@ -43,6 +43,13 @@ class BookEntry:
         self.plan: ExitPlan | None = None
         self.peak = 0
 
+    def plan_at(self, entry_price: int, peak: int | None = None) -> ExitPlan:
+        """Compile the exit plan from ``entry_price`` paise (and the trailing peak)."""
+        self.plan = ExitPlan.compile(self.rules, self.instrument, self.product,
+                                     self.quantity > 0, max(entry_price, 1))
+        self.peak = self.plan.entry if peak is None else peak
+        return self.plan
+
     def closing_leg(self) -> OrderLeg:
         """A MARKET order that closes the whole position."""
         side = Side.SELL if self.quantity > 0 else Side.BUY
@@ -86,17 +93,17 @@ class Book:
         self._by_token.setdefault(key[1], []).append(entry)
 
     def open_settled(self, key: Key, instrument: Instrument, product: Product,
-                     rules: ExitRules, quantity: int, entry_price: int,
+                     rules: ExitRules, quantity: int, entry_price: int | None,
                      peak: int | None = None) -> BookEntry:
         """Record a position that is already OPEN (recovered from the journal, or adopted
-        from the broker) with its exit plan compiled at ``entry_price`` paise."""
+        from the broker) with its exit plan compiled at ``entry_price`` paise (None: at
+        the first price that comes, see :meth:`BookEntry.plan_at`)."""
         self.open(key, instrument, product, rules)
         entry = self._entries[key]
         entry.quantity = quantity
-        entry.plan = ExitPlan.compile(rules, instrument, product, quantity > 0,
-                                      max(entry_price, 1))
-        entry.peak = entry.plan.entry if peak is None else peak
         entry.status = BookStatus.OPEN
+        if entry_price is not None:
+            entry.plan_at(entry_price, peak)
         return entry
 
     def remove(self, entry: BookEntry) -> None:

@@ -368,7 +368,12 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
                 continue
             last = price.last.paise
             for entry in tuple(entries):
-                if entry.status is not BookStatus.OPEN or entry.plan is None:
+                if entry.status is not BookStatus.OPEN:
+                    continue
+                if entry.plan is None:  # adopted before any price: its plan starts here
+                    entry.plan_at(last)
+                    self._journal_book([entry], [])
+                    self._protect_settled([entry], [])
                     continue
                 entry.peak = entry.plan.new_peak(entry.peak, last)
                 rule = entry.plan.check(last, entry.peak, price.exchange_ts)

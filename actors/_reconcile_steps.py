@@ -104,7 +104,7 @@ class ReconcileSteps:
         pending = self._pending_sync.pop(fill_id, None)
         if pending is None or duplicate:
             return
-        strategy, token, rules, product, price = pending
+        strategy, token, rules, product, _ = pending
         self._stats["reconciled_fills"] += 1
         key = (strategy, token)
         entry = self._book.get(key)
@@ -112,13 +112,13 @@ class ReconcileSteps:
             if quantity == 0:
                 return
             # adopted, or a foreign trade crossed through zero: a managed OPEN position
-            # whose protective exit rules start from the market now (from the price it was
-            # booked at only when none is known): they guard against what comes next
+            # whose protective exit rules start from the market now (with no price yet,
+            # from the first one that comes): they guard against what comes next
             known = self._prices.get(token)
             entry = self._book.open_settled(key, self._instrument(token), product, rules,
-                                            quantity, known.last.paise if known else price)
+                                            quantity, known.last.paise if known else None)
             self._journal_book([entry], [])
-            self._protect_settled([entry], [])
+            self._protect_settled([entry], [])  # (no plan yet: protected when it comes)
             return
         entry.quantity = quantity
         if quantity == 0:

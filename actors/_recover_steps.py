@@ -113,9 +113,9 @@ class RecoverySteps:
         if self._journal is None:
             return
         for entry, gone in [(e, False) for e in opened] + [(e, True) for e in closed]:
-            plan = entry.plan
+            plan = entry.plan  # an OPEN entry with no plan yet is recorded with entry 0
             self._write(book_record(entry.key[0], entry.instrument, entry.product, entry.rules,
-                                    None if gone or plan is None else plan.entry, entry.peak))
+                                    None if gone else plan.entry if plan else 0, entry.peak))
 
     # -- start-up -------------------------------------------------------------------
 
@@ -132,7 +132,8 @@ class RecoverySteps:
             if quantity == 0:
                 continue
             restored.append(self._book.open_settled(key, rec.instrument, rec.product,
-                                                    rec.rules, quantity, rec.entry, rec.peak))
+                                                    rec.rules, quantity, rec.entry or None,
+                                                    rec.peak or None))
         # live: the previous run's GTTs are adopted by the gateway, or new ones placed
         self._protect_settled(restored, [])
         for record in recovered.unfinished:

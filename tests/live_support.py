@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from cryptography.fernet import Fernet
+from kiteconnect.exceptions import NetworkException
 
 from actors._system import Engine
 from actors.config import Config, load_config
@@ -120,3 +121,24 @@ def live_engine(tmp_path: Path, faults: str = "", run_strategies: bool = False,
         finally:
             engine.stop(drain=False)
             pykka.ActorRegistry.stop_all()
+
+
+T = TypeVar("T")
+
+
+def as_user(call: Callable[[], T]) -> T:
+    """A call from outside the engine spends the account's budget too (the engine's
+    limiter cannot see it): a 429 means it was not executed, so it is made again."""
+    result: list[T] = []
+
+    def attempt() -> bool:
+        try:
+            result.append(call())
+        except NetworkException as exc:
+            if exc.code != 429:
+                raise
+            return False
+        return True
+
+    wait_until(attempt, what="a call outside the engine within the account's budget")
+    return result[0]

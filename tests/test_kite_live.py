@@ -34,6 +34,7 @@ from messages import (
 )
 from tests.live_support import (
     LiveHarness,
+    as_user,
     live_config,
     live_engine,
     simulator,
@@ -99,8 +100,8 @@ def test_entry_exit_round_trip_agrees_with_the_broker_and_keeps_a_gtt(tmp_path: 
         # the GTT was a two-leg OCO around the entry price; now it is deleted
         # (read last: a call from outside the engine spends the account's budget too)
         kite: Any = h.engine.live.client()  # type: ignore[union-attr]
-        assert kite.get_gtts() == []
-        gtt = kite.get_gtt(100001)
+        assert as_user(kite.get_gtts) == []
+        gtt = as_user(lambda: kite.get_gtt(100001))
         assert gtt["type"] == "two-leg" and gtt["status"] == "deleted"
         low, high = gtt["condition"]["trigger_values"]
         assert low < entry_price / 65 / 100 < high

@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 import pykka
 import pytest
 import requests
-from kiteconnect.exceptions import NetworkException
 
 import messages as m
 from actors import _drift
@@ -31,6 +30,7 @@ from actors.market import IST
 from tests.engine_support import running
 from tests.live_support import (
     LiveHarness,
+    as_user,
     live_config,
     live_engine,
     simulator,
@@ -39,7 +39,6 @@ from tests.live_support import (
 )
 from tests.support import Recorder, wait_until
 
-T = TypeVar("T")
 RULES = m.ExitRules(Decimal(25), Decimal(40))
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=IST)
 
@@ -63,24 +62,6 @@ def drifts(h: LiveHarness, kind: m.DriftKind) -> list[m.DriftDetected]:
 def granted(h: LiveHarness) -> int:
     book: RateBook = h.engine.limiter.proxy().snapshot.get().latest()
     return book.granted[m.EndpointClass.OTHER]
-
-
-def as_user(call: Callable[[], T]) -> T:
-    """A call from outside the engine spends the account's budget too (the engine's
-    limiter cannot see it): a 429 means it was not executed, so it is made again."""
-    result: list[T] = []
-
-    def attempt() -> bool:
-        try:
-            result.append(call())
-        except NetworkException as exc:
-            if exc.code != 429:
-                raise
-            return False
-        return True
-
-    wait_until(attempt, what="a call outside the engine within the account's budget")
-    return result[0]
 
 
 def buy(h: LiveHarness, instrument: m.Instrument) -> None:
