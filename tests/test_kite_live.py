@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import requests
+import structlog
 
 from actors._ratelimit import RateLimitActor
-from actors.kite import LiveFeedActor, LiveSession
+from actors.kite import LiveFeedActor, LiveSession, LiveStartError
 from actors.kite._gateway import GatewaySnapshot
 from messages import (
     ExitRules,
@@ -277,6 +278,22 @@ def test_the_broker_s_dump_validates_symbols(tmp_path: Path) -> None:
         option = h.option()
         assert option.lot_size == 65 and option.tick_size == Money(5)
         assert option.expiry is not None
+
+
+def test_a_quick_restart_rides_out_the_broker_s_429s_at_start(tmp_path: Path) -> None:
+    config = live_config(tmp_path, KITESAGA_RATE_LIMITS_BACKOFF_INITIAL_S="0.05")
+    with simulator(config) as server:
+        zenv = zerodha_env(server)
+        store_token(server, config, zenv)
+        server.set_faults("burst_429=3")  # the previous run spent the budget
+        with structlog.testing.capture_logs() as logs:
+            session = LiveSession.connect(config, zenv)
+        assert len(session.instruments) > 0 and session.cash.paise > 0
+        throttled = [e for e in logs if e["event"] == "startup_call_throttled"]
+        assert [e["attempt"] for e in throttled] == [1, 2, 3]
+        server.set_faults(f"burst_429={config.rate_limits.retries_on_429 + 1}")
+        with pytest.raises(LiveStartError, match="Too many requests"):
+            LiveSession.connect(config, zenv)  # a bounded patience: then exit 2
 
 
 def test_a_response_slower_than_the_timeout_is_an_unknown_outcome_found_by_tag(

@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import structlog
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kite_errors
 
-from actors.config._schema import Config
+from actors.config._schema import Config, RateLimitsConfig
 from actors.kite._convert import BrokerReplyError, rupees
 from actors.kite._token import StoredToken, valid_access_token
 from actors.log import register_secret
@@ -30,6 +30,8 @@ from messages import EndpointClass, InstrumentKind, Money
 
 __all__ = ["API_ROOT_ENV", "WS_ROOT_ENV", "LiveSession", "LiveStartError", "chain_tokens",
            "load_instruments", "new_client", "watch_function"]
+
+T = TypeVar("T")
 
 _log = structlog.get_logger("kitesaga.live")
 
@@ -88,11 +90,12 @@ class LiveSession:
         timeout = config.live.request_timeout_s
         kite = new_client(token.api_key, token.access_token, api_root, timeout)
         calls: list[tuple[EndpointClass, float]] = []
+        limits = config.rate_limits
         try:
             clock = _clock(config, api_root, timeout)
-            instruments = load_instruments(kite, config.live.exchanges,
-                                           config.live.instruments_cache_max, calls)
-            margins = kite.margins("equity")
+            instruments = _patiently(lambda: load_instruments(
+                kite, config.live.exchanges, config.live.instruments_cache_max, calls), limits)
+            margins = _patiently(lambda: kite.margins("equity"), limits)
             calls.append((EndpointClass.OTHER, time.monotonic()))
             cash = rupees(margins.get("net") if isinstance(margins, dict) else None,
                           "margins.equity.net")
@@ -105,6 +108,24 @@ class LiveSession:
         _log.info("live_session", api_root=api_root, instruments=len(instruments),
                   cash=str(cash), expires_at=token.expires_at.isoformat())
         return cls(token, tuple(calls), api_root, ws_root, timeout, clock, instruments, cash)
+
+
+def _patiently(call: Callable[[], T], limits: RateLimitsConfig) -> T:
+    """``call()``, made again after a 429 (the broker did not execute it) with the
+    limiter's back-off, at most ``retries_on_429`` times: a quick restart must not
+    fail on the budget the previous run spent. Start-up runs before any actor, so
+    this wait blocks nothing else."""
+    delay, attempt = limits.backoff_initial_s, 0
+    while True:
+        try:
+            return call()
+        except kite_errors.NetworkException as exc:
+            attempt += 1
+            if exc.code != 429 or attempt > limits.retries_on_429:
+                raise
+            _log.warning("startup_call_throttled", attempt=attempt, retry_in_s=delay)
+            time.sleep(delay)  # back-off before the retry, not synchronisation
+            delay = min(delay * 2, limits.backoff_max_s)
 
 
 def _clock(config: Config, api_root: str, timeout: float) -> Clock:
