@@ -182,5 +182,6 @@ class RecoverySteps:
         saga.current = current
         current.unknown = True  # the truth is at the broker: look it up by tag first
         saga.step = f"RECOVERING {current.tag}"
-        self._call(f"{current.tag}:f", FindOrdersByTag(current.tag, self._me), Priority.EXIT)
+        self._call(f"{current.tag}:f", FindOrdersByTag(current.tag, self._me, current.leg),
+                   Priority.EXIT)
         self._arm(saga, self._config.poll_interval_s)

@@ -139,7 +139,7 @@ class SagaSteps:
         saga.step = f"RESOLVING {tag}"
         _log.warning("order_outcome_unknown", saga=saga.saga_id, tag=tag, reason=reason)
         self._stats["unknown_outcomes"] += 1
-        self._call(f"{tag}:f", FindOrdersByTag(tag, self._me), Priority.EXIT)
+        self._call(f"{tag}:f", FindOrdersByTag(tag, self._me, order.leg), Priority.EXIT)
 
     def _found(self, tag: str, orders: tuple[OrderState, ...]) -> None:
         found = self._by_tag.get(tag)
@@ -165,8 +165,9 @@ class SagaSteps:
                            fills=len(state.fills))
             return
         saga, order = found
-        if order.broker_order_id is None:
+        if order.broker_order_id is None:  # found by tag: the broker named it at last
             order.broker_order_id = state.broker_order_id
+            self._journal_placed(saga, order)
         new = order.take_new(state.fills)
         last_fill_of_saga = (
             state.status is OrderStatus.COMPLETE and order.role is Role.OPEN
@@ -230,7 +231,8 @@ class SagaSteps:
         if saga.step.startswith("RELEASING") or order is None or order.terminal is not None:
             return
         if order.unknown:
-            self._call(f"{order.tag}:f", FindOrdersByTag(order.tag, self._me), Priority.EXIT)
+            self._call(f"{order.tag}:f", FindOrdersByTag(order.tag, self._me, order.leg),
+                       Priority.EXIT)
             self._arm(saga, self._config.poll_interval_s)
         elif order.broker_order_id is None:
             self._arm(saga, self._config.poll_interval_s)

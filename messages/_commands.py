@@ -362,10 +362,17 @@ class QueryOrder:
 
 @dataclass(frozen=True, slots=True)
 class FindOrdersByTag:
-    """Look orders up by tag after an unknown outcome; answered with OrdersFound."""
+    """Look orders up by tag after an unknown outcome; answered with OrdersFound.
+
+    ``leg`` is what was intended under the tag: a gateway that did not place
+    it (a restarted engine) tracks what it finds as that leg's order.
+    """
 
     tag: str
     reply_to: Inbox | None = _reply()
+    leg: OrderLeg | None = None
 
     def __post_init__(self) -> None:
         require_text("tag", self.tag, max_len=8)
+        if self.leg is not None:
+            require_instance("leg", self.leg, OrderLeg)

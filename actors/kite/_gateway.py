@@ -265,6 +265,9 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
             tracked.when_settled(lambda: self._reply_all(tracked, reply_to))
 
     def _find(self, message: FindOrdersByTag) -> None:
+        if message.tag not in self._tags and message.leg is not None:
+            # intended by an earlier run of the engine: what is found is that leg's order
+            self._tags[message.tag] = Tracked(message.tag, message.leg)
         rows, error = self._invoke(EndpointClass.OTHER, "orders", {})
         if error is not None or not isinstance(rows, list):
             # cannot tell yet: the saga asks again on its next deadline
