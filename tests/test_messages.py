@@ -59,6 +59,18 @@ SAMPLES = [
     m.DriftDetected(m.DriftKind.STALE_IN_FLIGHT, "B1", "working", "OPEN", "tag AB12CD0E"),
     m.Reconciled(NOW, False, (m.SyncCheck.POSITIONS, m.SyncCheck.ORDERS, m.SyncCheck.GTTS), 1,
                  "1 drift(s): POSITION_MISSING_IN_BOOK x1"),
+    m.Reconcile(), m.ReconcileSkipped("paper mode"),
+    m.AdoptPosition(m.EXTERNAL, FILL, "found at the broker"),
+    m.PositionAdopted(m.EXTERNAL, "F1", 11, 65),
+    m.StrategyFill("mom", FILL),
+    m.ReconcilePosition(11, m.Product.NRML, (m.StrategyFill("mom", FILL),), FILL, RULES,
+                        "QUANTITY_MISMATCH", 130),
+    m.FindOrdersByTag("AB12CD0E", leg=LEG),
+    m.Halt("stop", flatten=True), m.HaltStarted("halted: stop", True, 2, 3, 4, 5),
+    m.DescribeSagas(),
+    m.SagasDescribed((m.SagaView("AB12CD", "ENTRY", "mom", "WORKING AB12CD0E", "", 12.5, (
+        m.OrderView("AB12CD0E", "B1", "OPEN", "BUY", "NIFTY26DEC24000CE", 130, 65,
+                    "WORKING"),)),)),
 ]
 
 
@@ -72,7 +84,7 @@ def test_every_message_class_has_a_sample() -> None:
     sampled = {type(s).__name__ for s in SAMPLES}
     registry = set(_codec._REGISTRY)
     skipped = {"Money", "Instrument", "Price", "Fill", "OrderLeg", "OrderRequest", "OrderState",
-               "ExitRules"}  # value types, covered inside the samples
+               "ExitRules", "SagaView", "OrderView"}  # value types, inside the samples
     assert registry - skipped - sampled == set()
 
 
@@ -93,6 +105,17 @@ def test_every_message_class_has_a_sample() -> None:
     (lambda: m.Reconciled(NOW, False, (), 0), "reason"),
     (lambda: m.Reconciled(NOW, True, (m.SyncCheck.GTTS, m.SyncCheck.GTTS), 0), "checked"),
     (lambda: m.Reconciled(NOW, True, ("nope",), 0), "checked"),  # type: ignore[arg-type]
+    (lambda: m.AdoptPosition(m.EXTERNAL, FILL, ""), "reason"),
+    (lambda: m.AdoptPosition("", FILL, "x"), "strategy"),
+    (lambda: m.PositionAdopted(m.EXTERNAL, "F1", 11, 65, "no"), "duplicate"),  # type: ignore[arg-type]
+    (lambda: m.StrategyFill("mom", "F1"), "fill"),  # type: ignore[arg-type]
+    (lambda: m.ReconcilePosition(11, "BAD", (), FILL, RULES, "x"), "product"),  # type: ignore[arg-type]
+    (lambda: m.ReconcilePosition(11, m.Product.NRML, (), FILL, RULES, "x", 0.5), "book_net"),  # type: ignore[arg-type]
+    (lambda: m.FindOrdersByTag("AB12CD0E", leg="leg"), "leg"),  # type: ignore[arg-type]
+    (lambda: m.Halt(""), "reason"),
+    (lambda: m.Halt("x", flatten=1), "flatten"),  # type: ignore[arg-type]
+    (lambda: m.HaltStarted("x", False, -1, 0, 0, 0), "cancels"),
+    (lambda: m.ReconcileSkipped(""), "reason"),
 ])
 def test_live_messages_refuse_bad_values(build: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
