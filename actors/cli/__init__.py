@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from actors.cli._control import add_control_parsers
 from actors.cli._login import add_login_parsers
+from actors.cli._report import add_report_parser
 from actors.cli._run import add_run_parser
 from actors.cli._sim import add_sim_parser
 from actors.config import ConfigError
@@ -23,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_sim_parser(sub)
     add_login_parsers(sub)
+    add_control_parsers(sub)
+    add_report_parser(sub)
     return parser
 
 

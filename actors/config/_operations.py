@@ -26,6 +26,12 @@ class ControlConfig:
     halt_timeout_s: float = field(default=60.0, metadata=_m(
         "how long `kitesaga halt` waits for every cancel (and, with --flatten, every exit) "
         "to be confirmed", **_POS))
+    poll_interval_s: float = field(default=0.05, metadata=_m(
+        "how often a waiting control command (halt, resume, submit) re-reads the engine's "
+        "published state", gt=0, le=1))
+    max_request_bytes: int = field(default=65536, metadata=_m(
+        "the longest request line the control socket reads; a longer one is refused",
+        ge=1024, le=16_777_216))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,10 @@ class MetricsConfig:
         "the port /metrics listens on; 0 picks a free one", **_PORT))
     sample_interval_s: float = field(default=1.0, metadata=_m(
         "wall seconds between samples of the actors' published state", **_POS))
+    saga_buckets_s: tuple[float, ...] = field(
+        default=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        metadata=_m("upper bounds (seconds, increasing) of the saga-duration histogram's "
+                    "buckets", nonempty=True, **_POS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +112,7 @@ class LoggingConfig:
         "the log file is rotated when it reaches this size", ge=10_000))
     backups: int = field(default=5, metadata=_m(
         "rotated log files kept (kitesaga.log.1 ...)", ge=0, le=1000))
+    console_level: str | None = field(default="WARNING", metadata=_m(
+        "`kitesaga run` also writes records at this level and above to stderr, readable "
+        "(coloured on a TTY, plain otherwise); none: no console logging",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")))
