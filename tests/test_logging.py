@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -155,3 +156,81 @@ def test_registered_secrets_are_redacted_longest_first(tmp_path: Path) -> None:
     line = read_lines(path)[0]
     assert line["event"] == f"got {REDACTED} and {REDACTED}"
     assert line["note"] == "a b"
+
+
+def test_the_file_rotates_at_max_bytes_keeping_backups_private(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        configure_logging(tmp_path, "INFO", "k.log", max_bytes=2_000, backups=2)
+        log = get_logger("kitesaga.rotate")
+        for i in range(200):
+            log.info("filler", i=i, pad="x" * 50)
+    finally:
+        os.umask(old)
+    rotated = sorted(p.name for p in tmp_path.iterdir())
+    assert rotated == ["k.log", "k.log.1", "k.log.2"]  # two backups, no more
+    for name in rotated:
+        file = tmp_path / name
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+        assert file.stat().st_size < 2_000 + 200  # rotated once it reached max_bytes
+        assert all(line["event"] == "filler" for line in read_lines(file))
+    numbers = [line["i"] for name in ("k.log.2", "k.log.1", "k.log")
+               for line in read_lines(tmp_path / name)]
+    assert numbers == list(range(200 - len(numbers), 200))  # the newest lines, in order
+
+
+def test_no_backups_empties_the_file_instead_of_growing(tmp_path: Path) -> None:
+    path = configure_logging(tmp_path, "INFO", "k.log", max_bytes=1_000, backups=0)
+    for i in range(100):
+        get_logger("t").info("filler", i=i, pad="y" * 40)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.log"]
+    assert path.stat().st_size < 1_000 + 200
+    assert read_lines(path)[-1]["i"] == 99
+
+
+def test_rejects_bad_rotation_settings(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"max_bytes.*got 0"):
+        configure_logging(tmp_path, "INFO", "k.log", max_bytes=0)
+    with pytest.raises(ValueError, match=r"backups.*got -1"):
+        configure_logging(tmp_path, "INFO", "k.log", backups=-1)
+    with pytest.raises(ValueError, match="LOUD"):
+        configure_logging(tmp_path, "INFO", "k.log", console_level="LOUD")
+
+
+def test_console_is_plain_when_not_a_tty_and_redacted(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "tg-77:SECRETbot")
+    monkeypatch.setenv("DASHBOARD_TOKEN", "dash-SECRET-41")
+    stream = io.StringIO()
+    path = configure_logging(tmp_path, "INFO", "k.log", console_level="WARNING",
+                             console_stream=stream)
+    log = get_logger("kitesaga.console")
+    log.info("quiet on the console")
+    log.warning("posting", url="https://api.telegram.org/bottg-77:SECRETbot/sendMessage",
+                header="Bearer dash-SECRET-41", bot_token="other-value")
+    text = stream.getvalue()
+    assert "quiet on the console" not in text  # below console_level
+    assert "posting" in text and "\x1b[" not in text  # plain: no colour codes
+    assert "{" not in text.split("posting")[0]  # readable, not JSON
+    for secret in ("tg-77:SECRETbot", "dash-SECRET-41", "other-value"):
+        assert secret not in text
+        assert secret not in path.read_text(encoding="utf-8")
+    line = read_lines(path)[-1]
+    assert line["url"] == f"https://api.telegram.org/bot{REDACTED}/sendMessage"
+    assert line["header"] == f"Bearer {REDACTED}" and line["bot_token"] == REDACTED
+    assert [entry["event"] for entry in read_lines(path)] == ["quiet on the console", "posting"]
+
+
+def test_console_is_coloured_on_a_tty(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w", encoding="utf-8") as tty:
+            assert tty.isatty()
+            configure_logging(tmp_path, "INFO", "k.log", console_level="INFO",
+                              console_stream=tty)
+            get_logger("kitesaga.tty").error("on the terminal", n=1)
+            tty.flush()
+            shown = os.read(master, 4096).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+    assert "on the terminal" in shown and "\x1b[" in shown  # ANSI colours
