@@ -15,6 +15,7 @@ import structlog
 
 from actors._system import Engine
 from actors.cli._flags import configure
+from actors.cli._services import Services
 from actors.config import Config, state_dir
 from actors.log import configure_logging
 from messages import Money
@@ -170,8 +171,16 @@ def run(args: argparse.Namespace) -> int:
     it cannot start (bad input, no valid token, broker unreachable)."""
     config = _configure(args)
     directory = state_dir(config)
-    log_path = configure_logging(directory, config.logging.level, config.logging.file_name)
-    engine = Engine(config).start()
+    log = config.logging
+    log_path = configure_logging(directory, log.level, log.file_name, max_bytes=log.max_bytes,
+                                 backups=log.backups, console_level=log.console_level)
+    services = Services(config)  # refuses a second engine here, before any recovery
+    try:
+        engine = Engine(config, listeners=(services.listener,)).start()
+        services.attach(engine)  # a control socket it cannot claim stops the engine
+    except BaseException:
+        services.stop()
+        raise
     stop = {"signal": ""}
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -188,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"kitesaga paper trading from {engine.start_time:%Y-%m-%d %H:%M} IST at "
               f"{config.market.speed:g}x; log {log_path}; Ctrl-C stops", file=out, flush=True)
+    if services.addresses():
+        print(services.addresses(), file=out, flush=True)
     interval = config.engine.status_interval_s
     deadline = None if args.duration is None else time.monotonic() + args.duration
     next_status = time.monotonic()
@@ -203,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         _log.info("stopping", reason=stop["signal"] or "duration")
         drained = engine.stop(drain=True)
+        services.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     data = summary(engine, drained)

@@ -88,7 +88,7 @@ class DashboardConfig:
     enabled: bool = field(default=True, metadata=_m("serve the dashboard"))
     host: str = field(default="127.0.0.1", metadata=_m(
         "the address the dashboard listens on (keep it on loopback)", **_HOST))
-    port: int = field(default=8765, metadata=_m(
+    port: int = field(default=8780, metadata=_m(
         "the port the dashboard listens on; 0 picks a free one", **_PORT))
     require_token: bool = field(default=False, metadata=_m(
         "ask for the access token in DASHBOARD_TOKEN (as ?token= or a bearer "
