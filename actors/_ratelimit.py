@@ -63,7 +63,8 @@ class RateBook:
 
     ``queued`` counts waiting requests per endpoint and lane; ``refused`` counts
     PermitRefused replies (the daily order budget); ``orders_today`` is the
-    number of order permits granted on ``day`` (cancels and exits included).
+    number of order permits granted on ``day`` (cancels and exits included);
+    ``coalesced`` counts requests merged into an equal one already waiting.
     """
 
     granted: Mapping[EndpointClass, int]
@@ -78,6 +79,7 @@ class RateBook:
         default_factory=lambda: MappingProxyType({}))
     cooling: Mapping[EndpointClass, float] = field(
         default_factory=lambda: MappingProxyType({}))
+    coalesced: int = 0
 
     def queued_total(self, endpoint: EndpointClass) -> int:
         """Requests waiting in every lane of ``endpoint``."""
@@ -159,6 +161,9 @@ class RateLimitActor(EngineActor):
       started, count in their windows like grants.
     - A request without ``reply_to`` is logged and dropped (it takes no
       budget); unknown messages are logged and counted.
+    - A request whose ``request_id`` equals one still waiting is merged into it
+      (``coalesced``): a saga that asks again before its last look-up got its
+      slot never piles calls up ahead of everyone else's.
     - The actor never blocks: a ``WakeTimer`` delivers ``Wake`` when the
       earliest queued slot opens; ``on_stop`` cancels it. ``snapshot`` holds a
       :class:`RateBook`, republished after every message.
@@ -199,6 +204,8 @@ class RateLimitActor(EngineActor):
         self._day = self._wall_day()
         self._orders_today = 0
         self._seq = 0
+        self._waiting: set[str] = set()
+        self._coalesced = 0
         self._refused = 0
         self._unknown = 0
         self._timer = WakeTimer(self.actor_ref, monotonic)
@@ -234,6 +241,12 @@ class RateLimitActor(EngineActor):
         if lane.daily and self._day_spent() and message.priority not in DAILY_EXEMPT:
             self._refuse(message)
             return
+        if message.request_id in self._waiting:
+            # the same request is still waiting (a saga's periodic look-up): one slot
+            # serves both, so repeated asks never pile up ahead of other calls
+            self._coalesced += 1
+            return
+        self._waiting.add(message.request_id)
         self._seq += 1
         heapq.heappush(lane.queue, (int(message.priority), self._seq, message))
         lane.queued[message.priority] += 1
@@ -250,6 +263,7 @@ class RateLimitActor(EngineActor):
                     break
                 _, _, message = heapq.heappop(lane.queue)
                 lane.queued[message.priority] -= 1
+                self._waiting.discard(message.request_id)
                 self._grant(lane, message, now)
         if due is not None:
             self._timer.arm(due)
@@ -298,6 +312,7 @@ class RateLimitActor(EngineActor):
         heapq.heapify(lane.queue)
         for message in sorted(refuse, key=lambda m: m.priority):
             lane.queued[message.priority] -= 1
+            self._waiting.discard(message.request_id)
             self._refuse(message)
 
     def _refuse(self, message: RequestPermit) -> None:
@@ -327,6 +342,7 @@ class RateLimitActor(EngineActor):
             throttled=MappingProxyType({ep: lane.throttled for ep, lane in lanes.items()}),
             cooling=MappingProxyType({ep: max(0.0, lane.cool_until - now)
                                       for ep, lane in lanes.items()}),
+            coalesced=self._coalesced,
         )
 
 

@@ -73,6 +73,8 @@ class RecoverySteps:
 
         def _arm(self, saga: Saga, seconds: float) -> None: ...
 
+        def _backoff(self, order: LegOrder) -> float: ...
+
         def _release(self, saga: Saga, outcome: SagaOutcome) -> None: ...
 
         def _finish(self, saga: Saga, outcome: SagaOutcome) -> None: ...
@@ -184,4 +186,4 @@ class RecoverySteps:
         saga.step = f"RECOVERING {current.tag}"
         self._call(f"{current.tag}:f", FindOrdersByTag(current.tag, self._me, current.leg),
                    Priority.EXIT)
-        self._arm(saga, self._config.poll_interval_s)
+        self._arm(saga, self._backoff(current))

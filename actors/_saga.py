@@ -62,9 +62,8 @@ def make_tag(saga_id: str, leg_index: int, role: Role, attempt: int = 0) -> str:
 class LegOrder:
     """One broker order of a saga and everything learnt about it."""
 
-    __slots__ = ("attempt", "broker_order_id", "cancel_sent", "fill_value", "filled", "index",
-                 "leg",
-        "role", "seen", "tag", "terminal", "unknown")
+    __slots__ = ("asks", "attempt", "broker_order_id", "cancel_sent", "fill_value", "filled",
+                 "index", "leg", "role", "seen", "tag", "terminal", "unknown")
 
     def __init__(self, index: int, role: Role, leg: OrderLeg, tag: str, attempt: int) -> None:
         self.index = index
@@ -79,6 +78,7 @@ class LegOrder:
         self.terminal: OrderStatus | None = None
         self.cancel_sent = False
         self.unknown = False
+        self.asks = 0  # look-ups made while waiting on the broker (they back off)
 
     def take_new(self, fills: tuple[Fill, ...]) -> list[Fill]:
         """The fills not seen before for this order (each one exactly once)."""

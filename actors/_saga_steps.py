@@ -233,7 +233,7 @@ class SagaSteps:
         if order.unknown:
             self._call(f"{order.tag}:f", FindOrdersByTag(order.tag, self._me, order.leg),
                        Priority.EXIT)
-            self._arm(saga, self._config.poll_interval_s)
+            self._arm(saga, self._backoff(order))
         elif order.broker_order_id is None:
             self._arm(saga, self._config.poll_interval_s)
         elif not order.cancel_sent:
@@ -247,10 +247,19 @@ class SagaSteps:
         else:
             self._call(f"{order.tag}:q", QueryOrder(order.broker_order_id, order.tag, self._me),
                        Priority.CANCEL)
-            self._arm(saga, self._config.poll_interval_s)
+            self._arm(saga, self._backoff(order))
         if time.monotonic() > saga.deadline and saga.outcome is None:
             self._stats["late_sagas"] += 1
             _log.error("saga_past_deadline", saga=saga.saga_id, step=saga.step)
+
+    def _backoff(self, order: LegOrder) -> float:
+        """The wait before the next look-up of ``order``: ``poll_interval_s``, doubled
+        by each look-up, at most ``poll_max_interval_s`` (many sagas waiting on a slow
+        broker must not spend the whole call budget asking)."""
+        wait: float = min(self._config.poll_interval_s * float(2 ** min(order.asks, 16)),
+                          self._config.poll_max_interval_s)
+        order.asks += 1
+        return wait
 
     def _call(self, request_id: str, call: GatewayCall, lane: Priority,
               placing: tuple[Saga, LegOrder] | None = None) -> None:

@@ -18,6 +18,7 @@ from actors.kite._gateway import GatewaySnapshot
 from messages import (
     ExitRules,
     Instrument,
+    InstrumentKind,
     Money,
     OrderLeg,
     OrderType,
@@ -278,6 +279,29 @@ def test_the_broker_s_dump_validates_symbols(tmp_path: Path) -> None:
         option = h.option()
         assert option.lot_size == 65 and option.tick_size == Money(5)
         assert option.expiry is not None
+
+
+def test_many_sagas_waiting_on_the_broker_do_not_starve_their_own_fills(
+        tmp_path: Path) -> None:
+    # ten entries at once, half their answers lost, fill timeouts short: every saga looks
+    # its order up or confirms a cancel, all on the 10/s OTHER budget that also fetches
+    # the fills that would settle them; look-ups back off and merge, so all of them end
+    with live_engine(tmp_path, faults="drop_response=0.3,seed=3",
+                     KITESAGA_ENGINE_FILL_TIMEOUT_S="1.5") as h:
+        options = [h.option(kind, k) for kind in (InstrumentKind.CE, InstrumentKind.PE)
+                   for k in range(-2, 3)]
+        for option in options:
+            h.priced(option)
+        for option in options:
+            h.engine.orders.tell(SubmitEntry("a", (OrderLeg(
+                option, Side.BUY, option.lot_size, OrderType.MARKET, Product.NRML),), RULES))
+        ended = h.ended(len(options), timeout=45)
+        assert len(ended) == len(options)
+        stats = h.stats()
+        assert all(n == 1 for tag, n in stats["orders_per_tag"].items() if tag)
+        assert h.engine.orders_snapshot.stats["unknown_outcomes"] >= 1  # the path was taken
+        assert h.engine.portfolio_snapshot.conservation_error == 0
+        assert stats["breaches"]["count"] == 0
 
 
 def test_a_quick_restart_rides_out_the_broker_s_429s_at_start(tmp_path: Path) -> None:

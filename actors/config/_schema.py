@@ -80,6 +80,9 @@ class EngineConfig:
         "seconds a cancel waits for its confirmation before polling", **_POS))
     poll_interval_s: float = field(default=2.0, metadata=_m(
         "order_history polling when no update arrives", **_POS))
+    poll_max_interval_s: float = field(default=30.0, metadata=_m(
+        "a saga's repeated look-ups of one order (outcome unknown, cancel unconfirmed) back "
+        "off from poll_interval_s, doubling, up to this", **_POS))
     saga_deadline_s: float = field(default=60.0, metadata=_m(
         "every saga ends COMPLETED or COMPENSATED within this; at least "
         "fill_timeout_s + cancel_timeout_s", **_POS))

@@ -59,8 +59,11 @@ class FillTracking:
 
         def reply_after_publish(self, to: Inbox | None, message: Any) -> None: ...
 
-    def _on_row(self, row: Any) -> Tracked | None:
-        """Take one order dict from any source; fetch its new trades if it has any."""
+    def _on_row(self, row: Any, lane: Priority | None = None) -> Tracked | None:
+        """Take one order dict from any source; fetch its new trades if it has any, in
+        ``lane`` (default: the order's own, ENTRY or EXIT). A saga waiting on the order
+        (a look-up by tag, a cancel's confirmation) passes its own, more urgent lane, so
+        that its calls never starve the fetch that would settle it."""
         try:
             order = order_from_kite(row)
         except BrokerReplyError as exc:
@@ -81,14 +84,15 @@ class FillTracking:
         tracked.seen = time.monotonic()
         tracked.take(order)
         if tracked.needs_trades() and not tracked.fetching:
-            self._fetch_trades(tracked)
+            self._fetch_trades(tracked, lane)
         elif not tracked.fetching:
             self._push(tracked)
         return tracked
 
-    def _fetch_trades(self, tracked: Tracked) -> None:
+    def _fetch_trades(self, tracked: Tracked, lane: Priority | None = None) -> None:
         tracked.fetching = True
-        lane = Priority.ENTRY if tracked.tag.endswith("E") else Priority.EXIT
+        if lane is None:
+            lane = Priority.ENTRY if tracked.tag.endswith("E") else Priority.EXIT
         self._request(EndpointClass.OTHER, lane, "order_trades", {"order_id": tracked.order_id},
                       lambda rows, error: self._got_trades(tracked, rows, error))
 

@@ -260,7 +260,7 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
             _log.warning("order_history_unavailable", order_id=order_id,
                          error=error.message if error else f"reply {rows!r}"[:200])
             return
-        tracked = self._on_row(rows[-1])
+        tracked = self._on_row(rows[-1], Priority.CANCEL)
         if tracked is not None and reply_to is not None and reply_to != self._listener:
             tracked.when_settled(lambda: self._reply_all(tracked, reply_to))
 
@@ -275,7 +275,7 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
                          error=error.message if error else "not a list")
             return
         found = [t for row in rows if isinstance(row, Mapping) and row.get("tag") == message.tag
-                 for t in [self._on_row(row)] if t is not None]
+                 for t in [self._on_row(row, Priority.EXIT)] if t is not None]
         waiting = [len(found)]
 
         def one_settled() -> None:
