@@ -140,7 +140,7 @@ class Book:
                 closed.append(entry)
                 continue
             if entry.status is BookStatus.OPENING:
-                opens = [o for o in saga.orders if o.role is Role.OPEN and o.leg is leg]
+                opens = [o for o in saga.orders if o.role is Role.OPEN and o.leg == leg]
                 price = opens[-1].average_price if opens else 0
                 entry.plan = ExitPlan.compile(entry.rules, entry.instrument, entry.product,
                                               entry.quantity > 0, max(price, 1))

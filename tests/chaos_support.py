@@ -243,6 +243,9 @@ LIVE_TRAFFIC = {  # many short sagas, short timeouts: sagas are in flight when t
     "KITESAGA_SYNC_STARTUP_RETRY_S": "0.3",
 }
 CALM_FAULTS = "stuck_cancel_s=0.3"
+TARGET_LATENCY_MS = 3000
+"""A targeted trial's answer delay: far longer than it takes to notice the order and kill."""
+TARGET_WAIT_S = 20.0
 """In force while an engine starts (its start-up calls must not time out)."""
 
 
@@ -317,15 +320,32 @@ class LiveChaos:
         return start_engine(["run", "--mode", "live", "--quiet"], self.env, "LIVE trading",
                             self._stderr)
 
-    def kill_during_traffic(self, low: float, high: float) -> None:
+    def kill_during_traffic(self, low: float, high: float, targeted: bool = False) -> None:
         """One trial: start (recovering what the last kill left), let sagas run under the
-        window faults, SIGKILL at a random moment, and note what the kill caught."""
+        window faults, SIGKILL at a random moment, and note what the kill caught.
+
+        ``targeted``: the broker holds every answer back ``TARGET_LATENCY_MS`` after the
+        order executed, and the kill comes as soon as the broker counts a new order (or,
+        with no order within ``TARGET_WAIT_S``, at the random moment): the kill lands
+        between "executed at the broker" and "placement recorded" by construction."""
         started = time.monotonic()
         self.sim.set_faults(CALM_FAULTS)
         proc = self._start()
-        self.sim.set_faults(window_faults(self.seed * 100_003 + self.report.trials))
+        seed = self.seed * 100_003 + self.report.trials
         delay = self.rng.uniform(low, high)
-        time.sleep(delay)  # the random kill point, not synchronisation
+        if targeted:
+            self.sim.set_faults(f"latency_ms={TARGET_LATENCY_MS},stuck_cancel_s=0.3,"
+                                f"seed={seed}")
+            before = self.sim.stats()["orders"]
+            try:
+                wait_until(lambda: self.sim.stats()["orders"] > before, TARGET_WAIT_S,
+                           "an order executed at the broker")
+                delay = time.monotonic() - started
+            except AssertionError:
+                time.sleep(delay)  # no order came: the random kill point instead
+        else:
+            self.sim.set_faults(window_faults(seed))
+            time.sleep(delay)  # the random kill point, not synchronisation
         sigkill(proc)
         self.sim.set_faults(CALM_FAULTS)
         facts = journal_facts(self.journal, "live")
@@ -405,46 +425,6 @@ class LiveChaos:
         opening, cash = self.sim.funds()
         problems += check_live_books(facts, stats, orders, trades, summary, opening, cash)
         return problems
-
-    def engine_bug_evidence(self) -> list[str]:
-        """Sagas the engine compensated as "no order under its tag" although the broker
-        has an order under one of their tags (live recovery after a restart), with the
-        journal's and the log's facts."""
-        facts = journal_facts(self.journal, "live")
-        per_tag = self.sim.stats()["orders_per_tag"]
-        by_saga: dict[str, list[str]] = {}
-        for record in facts.records:
-            if record.kind == "order" and record.saga_id:
-                by_saga.setdefault(record.saga_id, []).append(record.body["tag"])
-        placed = facts.placed_ids
-        evidence = []
-        for record in facts.records:
-            if record.kind == "ended" and NO_ORDER_UNDER_TAG in record.body["reason"]:
-                at_broker = [t for t in by_saga.get(record.saga_id or "", []) if per_tag.get(t)]
-                evidence += [f"saga {record.saga_id}: ended {record.body['outcome']} "
-                             f"{record.body['reason']!r}, but the broker has an order under "
-                             f"tag {tag} (journal: placed as {placed.get(tag, 'never')})"
-                             for tag in at_broker]
-        log = self.state / "kitesaga.log"
-        lines = log.read_text().splitlines()
-        drifts = [line.strip()[:400] for line in lines
-                  if "ORDER_UNKNOWN_TO_BOOK" in line and '"drift"' in line]
-        return evidence + drifts[:5]
-
-    def stuck_saga_evidence(self) -> list[str]:
-        """Sagas the log shows past their deadline while RESOLVING or CANCELLING an order
-        the broker holds as terminal (the engine never took the broker's final state)."""
-        status = {o["tag"]: o["status"] for o in self.sim.orders()}
-        stuck: dict[str, str] = {}
-        for line in (self.state / "kitesaga.log").read_text().splitlines():
-            if '"saga_past_deadline"' not in line:
-                continue
-            step = str(json.loads(line).get("step", ""))
-            verb, _, tag = step.partition(" ")
-            if verb in ("RESOLVING", "CANCELLING") and status.get(tag) in TERMINAL:
-                stuck[tag] = f"saga {tag[:6]}: past its deadline at step {step!r} while the " \
-                             f"broker holds order {tag} as {status[tag]}"
-        return sorted(stuck.values())
 
 
 TERMINAL = ("COMPLETE", "CANCELLED", "REJECTED")
