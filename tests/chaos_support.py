@@ -245,7 +245,7 @@ LIVE_TRAFFIC = {  # many short sagas, short timeouts: sagas are in flight when t
 CALM_FAULTS = "stuck_cancel_s=0.3"
 TARGET_LATENCY_MS = 3000
 """A targeted trial's answer delay: far longer than it takes to notice the order and kill."""
-TARGET_WAIT_S = 20.0
+TARGET_WAIT_S = 10.0
 """In force while an engine starts (its start-up calls must not time out)."""
 
 
@@ -370,7 +370,7 @@ class LiveChaos:
                 f"the broker has {at_broker.get(tag)} orders under it")
         self._pending_window.clear()
 
-    def final_run(self, summary: Path, new_orders: int = 3) -> dict[str, Any]:
+    def final_run(self, summary: Path, new_orders: int = 1) -> dict[str, Any]:
         """A clean run (no faults): start, recover, trade until ``new_orders`` more orders
         reached the broker and none is working (or the deadline: noted, then checked by
         :meth:`verify`), then SIGTERM: it must drain and exit 0."""
