@@ -30,6 +30,7 @@ from actors._journaled import (
     order_record,
     placed_record,
     saga_record,
+    trading_record,
 )
 from actors._projection import SNAPSHOT_FORMAT, Projection
 from actors.config import EngineConfig
@@ -37,7 +38,7 @@ from actors.journal import Journal, JournalCorrupt, JournalRecord
 
 __all__ = ["PORTFOLIO_KINDS", "SNAPSHOT_FORMAT", "BookRecord", "OrderRecord", "Projection",
            "Recovered", "SagaRecord", "book_record", "ended_record", "fold", "opening_record",
-           "order_record", "placed_record", "recover", "saga_record"]
+           "order_record", "placed_record", "recover", "saga_record", "trading_record"]
 
 _log = structlog.get_logger("kitesaga.journal")
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors._book import Book, BookEntry, BookStatus
+from actors._journaled import trading_record
 from actors._saga import Saga
 from actors._saga_steps import CANCELLED_BY_REQUEST
 from messages import (
@@ -16,6 +17,7 @@ from messages import (
     Halt,
     HaltStarted,
     OrderView,
+    ResumeTrading,
     SagaKind,
     SagasDescribed,
     SagaView,
@@ -25,6 +27,7 @@ from messages import (
 
 if TYPE_CHECKING:
     from actors.config import EngineConfig
+    from actors.journal import JournalRecord
     from messages import Inbox, Price
 
 __all__ = ["HaltSteps"]
@@ -36,6 +39,9 @@ class HaltSteps:
     """Mixin for OrderActor: the emergency stop.
 
     Contract: ``Halt`` moves trading to HALTED at once and answers HaltStarted.
+    The halt is journaled: it stands across restarts, and only ``ResumeTrading``
+    lifts it (a SetTradingState(ACTIVE) from anyone else, such as the start-up
+    reconciliation, leaves it standing).
     Every running saga is told to stop as a cancel request would: its working
     order is cancelled (the cancel counts only when the order's status says
     so), an entry compensates (unwinding what filled), an exit that closed
@@ -51,11 +57,15 @@ class HaltSteps:
     _config: EngineConfig
     _flattening: str | None
     _flatten_tries: dict[tuple[str, int], int]
+    _operator_halt: str | None
 
     if TYPE_CHECKING:
         def _on_state(self, msg: SetTradingState) -> None: ...
 
         def _timed_out(self, saga: Saga) -> None: ...
+
+        def _write(self, record: JournalRecord | None,
+                   then: tuple[Inbox, Any] | None = None) -> None: ...
 
         def _start_exit(self, entry: BookEntry, reason: str, reply_to: Inbox | None,
                         tick: Price | None) -> None: ...
@@ -63,8 +73,11 @@ class HaltSteps:
         def reply_after_publish(self, to: Inbox | None, message: Any) -> None: ...
 
     def _on_halt(self, msg: Halt) -> None:
-        reason = f"halted by the operator: {msg.reason}"
-        self._on_state(SetTradingState(TradingState.HALTED, reason[:200]))
+        reason = f"halted by the operator: {msg.reason}"[:200]
+        self._write(trading_record(reason))  # an emergency stop outlives a restart
+        self._operator_halt = None  # so that this halt's own reason is taken
+        self._on_state(SetTradingState(TradingState.HALTED, reason))
+        self._operator_halt = reason
         in_flight, open_before = len(self._sagas), self._book_open()
         cancels = 0
         for saga in list(self._sagas.values()):
@@ -86,6 +99,12 @@ class HaltSteps:
                      exits=exits, sagas_in_flight=in_flight)
         self.reply_after_publish(msg.reply_to, HaltStarted(
             reason[:200], msg.flatten, cancels, exits, in_flight, open_before))
+
+    def _on_resume_trading(self, msg: ResumeTrading) -> None:
+        if self._operator_halt is not None:
+            self._write(trading_record(None))
+            self._operator_halt = None
+        self._on_state(SetTradingState(TradingState.ACTIVE, msg.reason))
 
     def _flatten_open(self) -> int:
         """Start an exit for every OPEN position (while flattening); how many."""

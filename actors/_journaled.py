@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PORTFOLIO_KINDS", "BookRecord", "OrderRecord", "Recovered", "SagaRecord",
            "book_record", "ended_record", "opening_record", "order_record", "placed_record",
-           "saga_record"]
+           "saga_record", "trading_record"]
 
 PORTFOLIO_KINDS = frozenset({"ReserveCash", "ReleaseCash", "ApplyFill", "AdoptPosition"})
 """The portfolio's inputs, journaled as protocol messages and folded into its Ledger."""
@@ -71,6 +71,12 @@ def book_record(strategy: str, instrument: Instrument, product: Product, rules: 
     return JournalRecord.built("book", {
         "strategy": strategy, "instrument": to_dict(instrument), "product": product.value,
         "rules": to_dict(rules), "entry": entry, "peak": peak})
+
+
+def trading_record(halted: str | None) -> JournalRecord:
+    """The operator halted trading (``halted`` its reason) or resumed it (None): an
+    emergency stop outlives a restart."""
+    return JournalRecord.built("trading", {"halted": halted})
 
 
 def opening_record(cash: int) -> JournalRecord:
@@ -131,8 +137,9 @@ class Recovered:
     manages; ``orders`` the journaled broker orders of the unfinished sagas,
     in journal order; ``paper`` the paper broker's account and id counters
     (None in live mode); ``prefixes`` the saga-id prefixes already used (never
-    reused); ``opening`` the journaled opening cash; ``events`` how many
-    events the state covers (snapshot and tail together).
+    reused); ``opening`` the journaled opening cash; ``halted`` the reason of
+    an operator's halt still standing (None: none); ``events`` how many events
+    the state covers (snapshot and tail together).
     """
 
     ledger: Ledger | None = None
@@ -142,4 +149,5 @@ class Recovered:
     paper: PaperBook | None = None
     prefixes: set[str] = field(default_factory=set)
     opening: int | None = None
+    halted: str | None = None
     events: int = 0

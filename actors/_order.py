@@ -53,6 +53,7 @@ from messages import (
     ProtectionRemoved,
     ReconcilePosition,
     ReserveCash,
+    ResumeTrading,
     SagaKind,
     SagaRefused,
     SagaStarted,
@@ -166,6 +167,7 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
         self._pending_sync = {}
         self._flattening = None
         self._flatten_tries = {}
+        self._operator_halt = None
         self.snapshot: Published[OrdersSnapshot] = Published(self._build())
         self._handlers: dict[type, Callable[[Any], None]] = {
             PricesUpdated: self._on_prices,
@@ -187,13 +189,13 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
             Wake: self._on_wake,
             Drain: self._on_drain,
             MarginsChecked: self._margins_checked,
-            PositionProtected: self._protection_answer,
-            ProtectionFailed: self._protection_answer,
-            ProtectionRemoved: self._protection_answer,
+            **dict.fromkeys((PositionProtected, ProtectionFailed, ProtectionRemoved),
+                            self._protection_answer),
             Resume: self._on_resume,
             ReconcilePosition: self._on_reconcile,
             PositionAdopted: self._adopted,
             Halt: self._on_halt,
+            ResumeTrading: self._on_resume_trading,
             DescribeSagas: self._on_describe,
         }
 
@@ -323,9 +325,11 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
             self._timed_out(saga)
 
     def _on_state(self, msg: SetTradingState) -> None:
+        if self._operator_halt is not None:  # only ResumeTrading lifts an operator's halt
+            _log.warning("operator_halt_stands", wanted=msg.state.value, reason=msg.reason)
+            return
         if msg.state is TradingState.ACTIVE:
             self._flattening = None
-        self._flatten_tries = {}
         if msg.state is not self._state:
             _log.warning("trading_state", state=msg.state.value, reason=msg.reason)
         self._state, self._state_reason = msg.state, msg.reason

@@ -65,6 +65,7 @@ class Projection:
         self.ledger = Ledger(0, dedupe_window)
         self.paper = PaperBook(paper_margin_pct) if paper_margin_pct is not None else None
         self.opening: int | None = None
+        self.halted: str | None = None
         self.events = 0
         self._sagas: dict[str, dict[str, Any]] = {}
         self._by_tag: dict[str, dict[str, Any]] = {}  # orders of unfinished sagas, in order
@@ -128,6 +129,11 @@ class Projection:
             self.ledger.book(None, body["strategy"], fill["instrument_token"],
                              1 if fill["side"] == "BUY" else -1, fill["quantity"],
                              fill["price"], fill["charges"], fill["fill_id"], 0, adopted=True)
+        elif kind == "trading":
+            halted = body["halted"]
+            if halted is not None and not isinstance(halted, str):
+                raise ValueError(f"halted: must be a text or null, got {halted!r}")
+            self.halted = halted
         elif kind == "opening":
             if self.opening is None:
                 self.opening = body["cash"]
@@ -192,7 +198,8 @@ class Projection:
             ledger=self.ledger.copy(), unfinished=unfinished, book=book,
             orders=list(orders.values()),
             paper=self.paper.copy() if self.paper is not None else None,
-            prefixes=set(self._prefixes), opening=self.opening, events=self.events)
+            prefixes=set(self._prefixes), opening=self.opening, halted=self.halted,
+            events=self.events)
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -200,6 +207,7 @@ class Projection:
         """The projection as a snapshot body (plain JSON)."""
         return {
             "format": SNAPSHOT_FORMAT, "events": self.events, "opening": self.opening,
+            "halted": self.halted,
             "ledger": self.ledger.to_body(),
             "sagas": [{**saga, "tags": list(saga["tags"])} for saga in self._sagas.values()],
             "orders": [_order_copy(order) for order in self._by_tag.values()],
@@ -231,6 +239,10 @@ class Projection:
         if opening is not None and type(opening) is not int:
             raise ValueError(f"opening: must be an integer or null, got {opening!r}")
         self.events, self.opening = events, opening
+        halted = body.get("halted")  # absent from snapshots written before halts were kept
+        if halted is not None and not isinstance(halted, str):
+            raise ValueError(f"halted: must be a text or null, got {halted!r}")
+        self.halted = halted
         self.ledger = Ledger.from_body(body["ledger"], window)
         for raw in body["orders"]:
             if set(raw) != set(_ORDER_KEYS) or not isinstance(raw["fills"], list):

@@ -161,9 +161,10 @@ class RateLimitActor(EngineActor):
       started, count in their windows like grants.
     - A request without ``reply_to`` is logged and dropped (it takes no
       budget); unknown messages are logged and counted.
-    - A request whose ``request_id`` equals one still waiting is merged into it
-      (``coalesced``): a saga that asks again before its last look-up got its
-      slot never piles calls up ahead of everyone else's.
+    - A ``merge`` request (an idempotent look-up) whose ``request_id`` equals
+      one still waiting is merged into it (``coalesced``): a saga that asks
+      again before its last look-up got its slot never piles calls up ahead of
+      everyone else's. Other requests are never merged.
     - The actor never blocks: a ``WakeTimer`` delivers ``Wake`` when the
       earliest queued slot opens; ``on_stop`` cancels it. ``snapshot`` holds a
       :class:`RateBook`, republished after every message.
@@ -241,12 +242,13 @@ class RateLimitActor(EngineActor):
         if lane.daily and self._day_spent() and message.priority not in DAILY_EXEMPT:
             self._refuse(message)
             return
-        if message.request_id in self._waiting:
-            # the same request is still waiting (a saga's periodic look-up): one slot
-            # serves both, so repeated asks never pile up ahead of other calls
+        if message.merge and message.request_id in self._waiting:
+            # the same look-up is still waiting (a saga asking again): one slot serves
+            # both, so repeated asks never pile up ahead of other calls
             self._coalesced += 1
             return
-        self._waiting.add(message.request_id)
+        if message.merge:
+            self._waiting.add(message.request_id)
         self._seq += 1
         heapq.heappush(lane.queue, (int(message.priority), self._seq, message))
         lane.queued[message.priority] += 1

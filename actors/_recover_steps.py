@@ -30,7 +30,14 @@ from actors._durable import (
 )
 from actors._saga import LegOrder, Role, Saga, SagaOutcome
 from actors.journal import Append, JournalRecord
-from messages import FindOrdersByTag, OrderStatus, Priority, SagaKind
+from messages import (
+    FindOrdersByTag,
+    OrderStatus,
+    Priority,
+    SagaKind,
+    SetTradingState,
+    TradingState,
+)
 
 if TYPE_CHECKING:
     from actors._book import BookEntry
@@ -66,6 +73,7 @@ class RecoverySteps:
     _me: Inbox
     _recovered: Recovered | None
     _positions_at_start: dict[tuple[str, int], int]
+    _operator_halt: str | None
 
     if TYPE_CHECKING:
         def _call(self, request_id: str, call: Any, lane: Priority,
@@ -74,6 +82,8 @@ class RecoverySteps:
         def _arm(self, saga: Saga, seconds: float) -> None: ...
 
         def _backoff(self, order: LegOrder) -> float: ...
+
+        def _on_state(self, msg: SetTradingState) -> None: ...
 
         def _release(self, saga: Saga, outcome: SagaOutcome) -> None: ...
 
@@ -128,6 +138,10 @@ class RecoverySteps:
 
     def _restore(self, recovered: Recovered, positions: Mapping[tuple[str, int], int]) -> None:
         """Rebuild the book and resume every unfinished saga (on the actor's thread)."""
+        if recovered.halted is not None:  # the operator's emergency stop still stands
+            _log.warning("operator_halt_recovered", reason=recovered.halted)
+            self._on_state(SetTradingState(TradingState.HALTED, recovered.halted))
+            self._operator_halt = recovered.halted
         restored: list[BookEntry] = []
         for key, rec in recovered.book.items():
             quantity = positions.get(key, 0)

@@ -269,7 +269,8 @@ class SagaSteps:
         endpoint = EndpointClass.ORDERS if isinstance(call, PlaceOrder | CancelBrokerOrder) \
             else EndpointClass.OTHER
         permit = RequestPermit(request_id, endpoint, lane, self._me, then=call,
-                               then_to=self._gateway)
+                               then_to=self._gateway,
+                               merge=isinstance(call, QueryOrder | FindOrdersByTag))
         if placing is None:
             self._limiter.tell(permit)
         else:

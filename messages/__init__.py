@@ -34,6 +34,7 @@ from messages._control import (
     Halt,
     HaltStarted,
     OrderView,
+    ResumeTrading,
     SagasDescribed,
     SagaView,
 )
@@ -107,8 +108,8 @@ __all__ = [
     "Price", "PriceRejected", "PricesProcessed", "PricesUpdated", "Priority", "Product",
     "ProtectPosition", "ProtectionFailed", "ProtectionRemoved", "QueryOrder", "Reconcile",
     "ReconcilePosition", "ReconcileSkipped", "Reconciled", "RecordPrices", "ReleaseCash",
-    "RemoveProtection", "RequestPermit", "ReserveCash", "SagaCompensated", "SagaCompleted",
-    "SagaKind", "SagaRefused", "SagaStarted", "SagaView", "SagasDescribed", "SetTradingState",
-    "Side", "StrategyFill", "SubmitEntry", "SubmitExit", "Subscribe", "SyncCheck",
-    "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+    "RemoveProtection", "RequestPermit", "ReserveCash", "ResumeTrading", "SagaCompensated",
+    "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted", "SagaView", "SagasDescribed",
+    "SetTradingState", "Side", "StrategyFill", "SubmitEntry", "SubmitExit", "Subscribe",
+    "SyncCheck", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
 ]

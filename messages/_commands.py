@@ -254,7 +254,9 @@ class RequestPermit:
     except by the daily order budget, with PermitRefused). With ``then`` (the
     message that makes the call: a gateway command, or a gateway's own
     follow-up call), the grant instead delivers ``then`` to ``then_to`` (one
-    hop instead of two); a refusal still goes to ``reply_to``.
+    hop instead of two); a refusal still goes to ``reply_to``. ``merge`` marks
+    an idempotent look-up: asked again while the same ``request_id`` still
+    waits, it is served by that one slot.
     """
 
     request_id: str
@@ -263,9 +265,11 @@ class RequestPermit:
     reply_to: Inbox | None = _reply()
     then: Any = field(default=None, compare=False, repr=False)
     then_to: Inbox | None = _reply()
+    merge: bool = False
 
     def __post_init__(self) -> None:
         require_text("request_id", self.request_id)
+        require_instance("merge", self.merge, bool)
         if (self.then is None) != (self.then_to is None):
             raise ValueError(f"then: needs then_to and the reverse, got then={self.then!r}")
         object.__setattr__(self, "endpoint", require_enum("endpoint", self.endpoint,

@@ -7,7 +7,8 @@ from typing import Any
 
 from messages._validate import require_instance, require_non_negative_int, require_text
 
-__all__ = ["DescribeSagas", "Halt", "HaltStarted", "OrderView", "SagaView", "SagasDescribed"]
+__all__ = ["DescribeSagas", "Halt", "HaltStarted", "OrderView", "ResumeTrading", "SagaView",
+           "SagasDescribed"]
 
 
 def _reply() -> Any:
@@ -30,6 +31,18 @@ class Halt:
     def __post_init__(self) -> None:
         require_text("reason", self.reason, max_len=150)
         require_instance("flatten", self.flatten, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeTrading:
+    """The operator lifts a halt: trading ACTIVE again for ``reason``. Only this
+    lifts an operator's :class:`Halt` (which is journaled and outlives a restart);
+    a SetTradingState(ACTIVE) from anyone else leaves it standing."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        require_text("reason", self.reason, max_len=200)
 
 
 @dataclass(frozen=True, slots=True)

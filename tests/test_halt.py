@@ -13,6 +13,7 @@ from messages import (
     Halt,
     HaltStarted,
     InstrumentKind,
+    ResumeTrading,
     SagaCompensated,
     SagaCompleted,
     SagaRefused,
@@ -60,7 +61,10 @@ def test_halt_cancels_working_orders_and_refuses_entries() -> None:
         assert snap.state is TradingState.HALTED and "test stop" in snap.state_reason
         h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
         assert "HALTED" in h.events.wait_for_kind(SagaRefused)[0].reason
-        h.submit(SetTradingState(TradingState.ACTIVE, "resumed"))
+        h.submit(SetTradingState(TradingState.ACTIVE, "someone else"))  # not the operator
+        h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        assert "HALTED" in h.events.wait_for_kind(SagaRefused, count=2)[1].reason
+        h.submit(ResumeTrading("resumed"))
         h.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
         wait_until(lambda: h.engine.broker_snapshot.working_orders == 1,
                    what="entries resume after the halt is lifted")
@@ -89,3 +93,24 @@ def test_halt_with_flatten_squares_off_every_position(stuck: Decimal) -> None:
         assert h.engine.broker_snapshot.working_orders == 0
         assert h.engine.orders_snapshot.state is TradingState.HALTED
         assert h.engine.orders_snapshot.stats["halts"] == 1
+
+
+def test_an_operator_halt_outlives_a_restart_until_resumed() -> None:
+    config = make_config()
+    with running(config) as h:
+        answer = Recorder()
+        h.submit(Halt("before the restart", reply_to=answer))
+        answer.wait_for_kind(HaltStarted)
+    with running(config) as again:  # the same state dir: the same journal
+        wait_until(lambda: "before the restart" in again.engine.orders_snapshot.state_reason,
+                   what="the recovered halt")
+        assert again.engine.orders_snapshot.state is TradingState.HALTED
+        call = again.option()
+        again.quote(call, 150_00)
+        again.submit(SubmitEntry.single("t", call, Side.BUY, call.lot_size))
+        assert "before the restart" in again.events.wait_for_kind(SagaRefused)[0].reason
+        again.submit(ResumeTrading("resumed by the operator"))
+        wait_until(lambda: again.engine.orders_snapshot.state is TradingState.ACTIVE,
+                   what="resumed")
+    with running(config) as third:  # and the resume is durable too
+        assert third.engine.orders_snapshot.state is TradingState.ACTIVE

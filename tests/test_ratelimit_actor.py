@@ -401,3 +401,22 @@ def test_a_429_cools_its_class_down_and_backs_off_exponentially() -> None:
     ref.tell(CallThrottled(QUOTE))
     assert book(ref).cooling[QUOTE] == pytest.approx(1.0)
     assert book(ref).throttled[QUOTE] == 5
+
+
+def test_a_look_up_asked_again_while_it_waits_is_merged_and_nothing_else_is() -> None:
+    ref = RateLimitActor.start(config(other_per_s=1))
+    try:
+        inbox = Recorder()
+        request(ref, "fill", inbox, OTHER)  # takes the window's one slot
+        for _ in range(3):  # the same look-up asked again while it waits
+            ref.tell(RequestPermit("T1:q", OTHER, Priority.CANCEL, inbox, merge=True))
+        request(ref, "plain", inbox, OTHER)
+        request(ref, "plain", inbox, OTHER)  # not a look-up: never merged
+        snap = book(ref)
+        assert snap.coalesced == 2 and snap.queued_total(OTHER) == 3
+        grants = inbox.wait_for_kind(PermitGranted, 4, timeout=10)
+        assert [g.request_id for g in grants] == ["fill", "T1:q", "plain", "plain"]
+        ref.tell(RequestPermit("T1:q", OTHER, Priority.CANCEL, inbox, merge=True))
+        inbox.wait_for_kind(PermitGranted, 5, timeout=10)  # granted: it may be asked anew
+    finally:
+        ref.stop()

@@ -24,12 +24,12 @@ from messages import (
     OrderLeg,
     OrderType,
     Product,
+    ResumeTrading,
     SagaCompensated,
     SagaCompleted,
     SagaRefused,
     SagasDescribed,
     SagaStarted,
-    SetTradingState,
     Side,
     SubmitEntry,
     SubmitExit,
@@ -294,7 +294,7 @@ def resume(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     reason = "resumed by the operator" + (
         f" (--force past a start-up reconciliation {sync.startup})"
         if sync.startup in _UNFINISHED_STARTUP else "")
-    engine.orders.tell(SetTradingState(TradingState.ACTIVE, reason))
+    engine.orders.tell(ResumeTrading(reason))
     control = engine.config.control
 
     def active() -> bool:
