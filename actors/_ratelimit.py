@@ -155,8 +155,10 @@ class RateLimitActor(EngineActor):
       network jitter cannot bunch two windows' calls into one at the broker.
     - ``CallThrottled`` (the broker answered 429) cools that class down: no
       grant for ``backoff_initial_s``, doubled by each further 429 up to
-      ``backoff_max_s``; the back-off resets after ``backoff_max_s`` without
-      a 429. Each 429 is counted in ``RateBook.throttled``.
+      ``backoff_max_s`` (429s arriving while the class is already cooling
+      belong to the same episode and do not double it); the back-off resets
+      after ``backoff_max_s`` without a 429. Each 429 is counted in
+      ``RateBook.throttled``.
     - ``prior`` calls (endpoint, monotonic time), made before the actor
       started, count in their windows like grants.
     - A request without ``reply_to`` is logged and dropped (it takes no
@@ -286,6 +288,12 @@ class RateLimitActor(EngineActor):
     def _throttled(self, message: CallThrottled, now: float) -> None:
         lane = self._lanes[message.endpoint]
         lane.throttled += 1
+        if now < lane.cool_until:
+            # calls granted before the class began cooling, answered 429 since: the same
+            # episode, not a reason to double the back-off again
+            _log.info("broker_throttled_while_cooling", endpoint=message.endpoint.value,
+                      call=message.call, backoff_s=lane.backoff)
+            return
         if now - lane.last_429 > self._backoff_max:
             lane.backoff = self._backoff_initial
         else:

@@ -391,10 +391,12 @@ def test_a_429_cools_its_class_down_and_backs_off_exponentially() -> None:
     poke()
     inbox.wait_for_kind(PermitGranted, 2)
     assert granted_ids(inbox) == ["o1", "q1"]
-    # a second 429 soon after doubles the pause, a third doubles it up to the cap
+    # a second 429 soon after doubles the pause; 429s while it cools are the same episode
     ref.tell(CallThrottled(QUOTE))
     ref.tell(CallThrottled(QUOTE))
-    ref.tell(CallThrottled(QUOTE))
+    assert book(ref).cooling[QUOTE] == pytest.approx(2.0)
+    clock.now += 2.0
+    ref.tell(CallThrottled(QUOTE))  # after the pause: doubled again, up to the cap
     assert book(ref).cooling[QUOTE] == pytest.approx(4.0)
     # quiet for longer than backoff_max_s: the next 429 starts again at the initial pause
     clock.now += 10.0

@@ -344,7 +344,7 @@ def test_a_restarted_engine_adopts_its_positions_gtts_instead_of_placing_more(
         second = engine()
         try:
             assert started(second) == "clean"
-            wait_until(lambda: second.engine.gateway_snapshot.protected == 1,
+            wait_until(lambda: second.engine.gateway_snapshot.protected == 1, 30,
                        what="the restored position protected")
             counts = second.engine.gateway_snapshot.counts
             assert counts["gtt_adopted"] == 1 and counts["gtt_placed"] == 0
