@@ -237,6 +237,7 @@ LIVE_TRAFFIC = {  # many short sagas, short timeouts: sagas are in flight when t
     "KITESAGA_LIVE_GTT_PROTECTION": "false",
     "KITESAGA_ENGINE_FILL_TIMEOUT_S": "0.6", "KITESAGA_ENGINE_CANCEL_TIMEOUT_S": "0.6",
     "KITESAGA_ENGINE_POLL_INTERVAL_S": "0.2", "KITESAGA_ENGINE_SAGA_DEADLINE_S": "20",
+    "KITESAGA_ENGINE_POLL_MAX_INTERVAL_S": "1",
     "KITESAGA_ENGINE_DRAIN_TIMEOUT_S": "30",
     "KITESAGA_LIVE_REQUEST_TIMEOUT_S": "2", "KITESAGA_LIVE_TICKER_STALE_S": "3",
     "KITESAGA_LIVE_REST_POLL_INTERVAL_S": "0.5",
@@ -245,7 +246,7 @@ LIVE_TRAFFIC = {  # many short sagas, short timeouts: sagas are in flight when t
 CALM_FAULTS = "stuck_cancel_s=0.3"
 TARGET_LATENCY_MS = 3000
 """A targeted trial's answer delay: far longer than it takes to notice the order and kill."""
-TARGET_WAIT_S = 10.0
+TARGET_WAIT_S = 6.0
 """In force while an engine starts (its start-up calls must not time out)."""
 
 

@@ -43,9 +43,9 @@ TRAFFIC = {  # busy and faulty: sagas are always in flight when the kill comes
     "KITESAGA_ENGINE_FILL_TIMEOUT_S": "0.5", "KITESAGA_ENGINE_CANCEL_TIMEOUT_S": "0.5",
     "KITESAGA_ENGINE_POLL_INTERVAL_S": "0.2", "KITESAGA_ENGINE_DRAIN_TIMEOUT_S": "20",
 }
-LIVE_KILL_AFTER_S = (0.5, 3.0)
+LIVE_KILL_AFTER_S = (0.3, 2.0)
 """A live engine is killed this long (uniform, wall seconds) after its banner."""
-LIVE_TRIAL_S = 3.5
+LIVE_TRIAL_S = 3.0
 """Wall seconds a live trial takes, about (start-up, traffic, kill, journal read)."""
 SESSION_WALL_S = 22_000
 """Simulated seconds of the session before the 15:15 square-off; the simulator's speed is
