@@ -66,7 +66,8 @@ SAMPLES = [
     m.ReconcilePosition(11, m.Product.NRML, (m.StrategyFill("mom", FILL),), FILL, RULES,
                         "QUANTITY_MISMATCH", 130),
     m.FindOrdersByTag("AB12CD0E", leg=LEG),
-    m.Halt("stop", flatten=True), m.HaltStarted("halted: stop", True, 2, 3, 4, 5),
+    m.Halt("stop", flatten=True), m.ResumeTrading("resumed by the operator"),
+    m.HaltStarted("halted: stop", True, 2, 3, 4, 5),
     m.DescribeSagas(),
     m.SagasDescribed((m.SagaView("AB12CD", "ENTRY", "mom", "WORKING AB12CD0E", "", 12.5, (
         m.OrderView("AB12CD0E", "B1", "OPEN", "BUY", "NIFTY26DEC24000CE", 130, 65,
@@ -116,6 +117,9 @@ def test_every_message_class_has_a_sample() -> None:
     (lambda: m.Halt("x", flatten=1), "flatten"),  # type: ignore[arg-type]
     (lambda: m.HaltStarted("x", False, -1, 0, 0, 0), "cancels"),
     (lambda: m.ReconcileSkipped(""), "reason"),
+    (lambda: m.ResumeTrading(""), "reason"),
+    (lambda: m.RequestPermit("x", m.EndpointClass.OTHER, m.Priority.READ, merge=1),  # type: ignore[arg-type]
+     "merge"),
 ])
 def test_live_messages_refuse_bad_values(build: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
