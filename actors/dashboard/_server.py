@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import signal
-import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +21,7 @@ import pykka
 import structlog
 from aiohttp import web
 
+from actors._loop_thread import LoopThread
 from actors.config._operations import DashboardConfig
 from actors.dashboard._equity import EquityCurve
 from actors.dashboard._page import CSP, PAGE
@@ -43,7 +42,6 @@ MAX_CLIENTS = 32
 """Most ``/events`` streams at once; more get 503."""
 
 _ASK_AGAIN_S = 5.0  # an unanswered DescribeSagas (a stopped OrderActor) is asked again after
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _ANY_HOST = frozenset({"0.0.0.0", "::", ""})
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
@@ -93,26 +91,19 @@ class Dashboard:
         self._latest: bytes | None = None
         self._sagas: tuple[SagaView, ...] = ()
         self._asked_at: float | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("dashboard", _log)
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._port = 0
-        self._stopped = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> Dashboard:
         """Bind and start sampling; return once listening (``OSError`` if it cannot bind)."""
-        if self._loop is not None:
+        if self._thread.loop is not None:
             raise RuntimeError("Dashboard: already started (one start per instance)")
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=_run_loop, args=(loop,), name="dashboard",
-                                        daemon=True)
-        self._thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self._startup(), loop).result(CALL_TIMEOUT_S)
+            self._thread.start(self._startup, CALL_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise
@@ -122,24 +113,15 @@ class Dashboard:
 
     def stop(self) -> None:
         """Close every connection and end the loop thread (idempotent)."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or self._stopped:
+        if not self._thread.stop(self._shutdown, CALL_TIMEOUT_S):
             return
-        self._stopped = True
-        if loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(CALL_TIMEOUT_S)
-            except (TimeoutError, RuntimeError) as error:
-                _log.warning("dashboard_shutdown_incomplete", error=repr(error))
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(CALL_TIMEOUT_S)
         if self._port:
             _log.info("dashboard_stopped")
 
     @property
     def url(self) -> str | None:
         """The page's address (without the token), or None when not serving."""
-        if not self._port or self._stopped:
+        if not self._port or self._thread.stopped:
             return None
         host = self._config.host
         host = "127.0.0.1" if host in _ANY_HOST else f"[{host}]" if ":" in host else host
@@ -290,13 +272,3 @@ def _carries(request: web.Request, token: str) -> bool:
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # signals are the main thread's
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 
+from actors._loop_thread import LoopThread
 from actors.config._schema import Config
 from actors.kitesim._exchange import SimExchange
 from actors.kitesim._faults import FaultState, parse_faults
@@ -76,26 +76,19 @@ class SimServer:
         if not 0 <= self._wanted_port < _PORTS:
             raise ValueError(f"port: must be 0..65535, got {self._wanted_port!r}")
         self._port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("kitesim", _log)
         self._api: KiteApi | None = None
         self._runner: web.AppRunner | None = None
         self._market_task: asyncio.Task[None] | None = None
-        self._stopped = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> SimServer:
         """Start the loop thread, build the exchange, bind; return once listening."""
-        if self._loop is not None:
+        if self._thread.loop is not None:
             raise RuntimeError("SimServer: already started (one start per instance)")
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run_loop, args=(loop,), name="kitesim",
-                                        daemon=True)
-        self._thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self._startup(), loop).result(STARTUP_TIMEOUT_S)
+            self._thread.start(self._startup, STARTUP_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise
@@ -104,17 +97,8 @@ class SimServer:
 
     def stop(self) -> None:
         """Stop serving and end the loop thread (idempotent)."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or self._stopped:
+        if not self._thread.stop(self._shutdown, CALL_TIMEOUT_S):
             return
-        self._stopped = True
-        if loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(CALL_TIMEOUT_S)
-            except (TimeoutError, RuntimeError) as error:
-                _log.warning("sim_shutdown_incomplete", error=repr(error))
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(CALL_TIMEOUT_S)
         _log.info("sim_stopped")
 
     def run_forever(self, on_ready: Callable[[SimServer], None] | None = None) -> None:
@@ -124,7 +108,7 @@ class SimServer:
         """
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
-            if self._loop is None:
+            if self._thread.loop is None:
                 self.start()
             if on_ready is not None:
                 on_ready(self)
@@ -133,16 +117,6 @@ class SimServer:
         finally:
             self.stop()
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # signals are the main thread's
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _startup(self) -> None:
         config = self._config
@@ -233,11 +207,11 @@ class SimServer:
         return f"[{self._host}]" if ":" in self._host else self._host
 
     def _call(self, fn: Callable[[KiteApi], _T]) -> _T:
-        loop, api = self._loop, self._api
-        if loop is None or api is None or self._stopped:
+        api = self._api
+        if self._thread.loop is None or api is None or self._thread.stopped:
             raise RuntimeError("SimServer: not running")
 
         async def on_loop() -> _T:
             return fn(api)
 
-        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result(CALL_TIMEOUT_S)
+        return self._thread.call(on_loop(), CALL_TIMEOUT_S)
