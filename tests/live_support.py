@@ -142,3 +142,29 @@ def as_user(call: Callable[[], T]) -> T:
 
     wait_until(attempt, what="a call outside the engine within the account's budget")
     return result[0]
+
+
+class Restarts:
+    """One simulator and one stored token; :meth:`engine` starts a live engine on the
+    same state dir (its journal) each time, once its start-up reconciliation decided."""
+
+    def __init__(self, server: SimServer, config: Config, env: dict[str, str]) -> None:
+        self.server, self.config, self.env = server, config, env
+
+    def engine(self) -> LiveHarness:
+        events = Recorder()
+        started = Engine(self.config, run_strategies=False, listeners=(events,),
+                         session=LiveSession.connect(self.config, self.env)).start()
+        wait_until(lambda: started.sync_snapshot.startup != "pending", 30,
+                   what="the start-up reconciliation")
+        return LiveHarness(self.server, started, events, self.env)
+
+
+@contextmanager
+def restarts(tmp_path: Path, **env: str) -> Iterator[Restarts]:
+    """A simulator that outlives the engines :meth:`Restarts.engine` starts on it."""
+    config = live_config(tmp_path, **env)
+    with simulator(config) as server:
+        zenv = zerodha_env(server)
+        store_token(server, config, zenv)
+        yield Restarts(server, config, zenv)

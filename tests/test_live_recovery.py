@@ -4,38 +4,16 @@ order by tag (never placing it again) and ends it with the broker's fills."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pykka
 
 import messages as m
-from actors._system import Engine
-from actors.kite import LiveSession
-from tests.live_support import LiveHarness, live_config, simulator, store_token, zerodha_env
-from tests.support import Recorder, wait_until
+from tests.live_support import LiveHarness, restarts
+from tests.support import wait_until
 
 RULES = m.ExitRules(Decimal(50), Decimal(200))
-
-
-@contextmanager
-def restarts(tmp_path: Path) -> Iterator[tuple[object, object]]:
-    config = live_config(tmp_path, KITESAGA_ENGINE_FILL_TIMEOUT_S="1.5")
-    with simulator(config) as server:
-        zenv = zerodha_env(server)
-        store_token(server, config, zenv)
-
-        def engine() -> LiveHarness:
-            events = Recorder()
-            started = Engine(config, run_strategies=False, listeners=(events,),
-                             session=LiveSession.connect(config, zenv)).start()
-            wait_until(lambda: started.sync_snapshot.startup != "pending", 30,
-                       what="the start-up reconciliation")
-            return LiveHarness(server, started, events, zenv)
-
-        yield server, engine
 
 
 def _unfinished_when_stopped(h: LiveHarness, message: object) -> None:
@@ -68,14 +46,14 @@ def _settled_and_agreed(h: LiveHarness) -> None:
 
 def test_an_entry_placed_before_the_crash_is_found_by_tag_and_completed(
         tmp_path: Path) -> None:
-    with restarts(tmp_path) as (_, engine):
-        first = engine()  # type: ignore[operator]
+    with restarts(tmp_path, KITESAGA_ENGINE_FILL_TIMEOUT_S="1.5") as on:
+        first = on.engine()
         option = first.option()
         first.priced(option)
         leg = m.OrderLeg(option, m.Side.BUY, option.lot_size, m.OrderType.MARKET,
                          m.Product.NRML)
         _unfinished_when_stopped(first, m.SubmitEntry("t", (leg,), RULES))
-        second = engine()  # type: ignore[operator]
+        second = on.engine()
         try:
             assert second.engine.orders_snapshot.stats["sagas_recovered"] == 1
             [ended] = second.ended(1)
@@ -97,8 +75,8 @@ def test_an_entry_placed_before_the_crash_is_found_by_tag_and_completed(
 
 def test_an_exit_placed_before_the_crash_is_found_by_tag_and_completed(
         tmp_path: Path) -> None:
-    with restarts(tmp_path) as (_, engine):
-        first = engine()  # type: ignore[operator]
+    with restarts(tmp_path, KITESAGA_ENGINE_FILL_TIMEOUT_S="1.5") as on:
+        first = on.engine()
         wait_until(lambda: first.engine.orders_snapshot.state is m.TradingState.ACTIVE)
         option = first.option()
         first.priced(option)
@@ -107,7 +85,7 @@ def test_an_exit_placed_before_the_crash_is_found_by_tag_and_completed(
         first.engine.orders.tell(m.SubmitEntry("t", (leg,), RULES))
         assert isinstance(first.ended(1)[0], m.SagaCompleted)
         _unfinished_when_stopped(first, m.SubmitExit("t", option.instrument_token, "test"))
-        second = engine()  # type: ignore[operator]
+        second = on.engine()
         try:
             [ended] = second.ended(1)
             assert isinstance(ended, m.SagaCompleted), ended

@@ -33,6 +33,7 @@ from tests.live_support import (
     as_user,
     live_config,
     live_engine,
+    restarts,
     simulator,
     store_token,
     zerodha_env,
@@ -68,6 +69,19 @@ def buy(h: LiveHarness, instrument: m.Instrument) -> None:
     leg = m.OrderLeg(instrument, m.Side.BUY, instrument.lot_size, m.OrderType.MARKET,
                      m.Product.NRML)
     h.engine.orders.tell(m.SubmitEntry("t", (leg,), RULES))
+
+
+def protected_entry(h: LiveHarness) -> m.Instrument:
+    """Start-up clean, one entry filled, its GTT placed: the option it holds."""
+    assert started(h) == "clean"
+    wait_until(lambda: h.engine.orders_snapshot.state is m.TradingState.ACTIVE)
+    option = h.option()
+    h.priced(option)
+    buy(h, option)
+    [entry] = h.ended(1)
+    assert isinstance(entry, m.SagaCompleted)
+    wait_until(lambda: h.engine.gateway_snapshot.protected == 1, what="GTT placed")
+    return option
 
 
 def book_behind_the_back(url: str, instrument: m.Instrument, quantity: int) -> None:
@@ -154,14 +168,7 @@ def test_a_trade_behind_the_engines_back_is_adopted_as_external(tmp_path: Path) 
 def test_a_book_position_closed_behind_the_back_is_closed_on_the_evidence(
         tmp_path: Path) -> None:
     with live_engine(tmp_path) as h:
-        assert started(h) == "clean"
-        wait_until(lambda: h.engine.orders_snapshot.state is m.TradingState.ACTIVE)
-        option = h.option()
-        h.priced(option)
-        buy(h, option)
-        [entry] = h.ended(1)
-        assert isinstance(entry, m.SagaCompleted)
-        wait_until(lambda: h.engine.gateway_snapshot.protected == 1, what="GTT placed")
+        option = protected_entry(h)
         held = h.engine.portfolio_snapshot
         cash = held.cash
         book_behind_the_back(h.server.url, option, -option.lot_size)  # sold at ₹100
@@ -281,14 +288,7 @@ def test_orders_placed_outside_the_engine_are_unknown_to_the_book(tmp_path: Path
 
 def test_gtts_are_matched_to_protected_positions(tmp_path: Path) -> None:
     with live_engine(tmp_path) as h:
-        assert started(h) == "clean"
-        wait_until(lambda: h.engine.orders_snapshot.state is m.TradingState.ACTIVE)
-        option = h.option()
-        h.priced(option)
-        buy(h, option)
-        [entry] = h.ended(1)
-        assert isinstance(entry, m.SagaCompleted)
-        wait_until(lambda: h.engine.gateway_snapshot.protected == 1, what="GTT placed")
+        option = protected_entry(h)
         assert reconcile(h).ok  # the engine's own GTT protects its position
         client = h.engine.live.client()  # type: ignore[union-attr]
         [ours] = as_user(client.get_gtts)
@@ -316,18 +316,8 @@ def test_gtts_are_matched_to_protected_positions(tmp_path: Path) -> None:
 
 def test_a_restarted_engine_adopts_its_positions_gtts_instead_of_placing_more(
         tmp_path: Path) -> None:
-    config = live_config(tmp_path)
-    with simulator(config) as server:
-        zenv = zerodha_env(server)
-        store_token(server, config, zenv)
-
-        def engine() -> LiveHarness:
-            events = Recorder()
-            started = Engine(config, run_strategies=False, listeners=(events,),
-                             session=LiveSession.connect(config, zenv)).start()
-            return LiveHarness(server, started, events, zenv)
-
-        first = engine()
+    with restarts(tmp_path) as on:
+        first = on.engine()
         try:
             wait_until(lambda: first.engine.orders_snapshot.state is m.TradingState.ACTIVE)
             option = first.option()
@@ -341,7 +331,7 @@ def test_a_restarted_engine_adopts_its_positions_gtts_instead_of_placing_more(
             pykka.ActorRegistry.stop_all()
         client = first.engine.live.client()  # type: ignore[union-attr]
         [before] = as_user(client.get_gtts)
-        second = engine()
+        second = on.engine()
         try:
             assert started(second) == "clean"
             wait_until(lambda: second.engine.gateway_snapshot.protected == 1, 30,
