@@ -12,6 +12,8 @@ from typing import Any
 import pykka
 import structlog
 
+from actors._introspect import ActorStats, AttachTrace, DetachTrace
+from actors._published import Published
 from messages import Inbox
 
 __all__ = ["ActorFailed", "EngineActor", "Wake", "WakeTimer"]
@@ -91,11 +93,39 @@ class EngineActor(pykka.ThreadingActor):
     Replies queued with :meth:`reply_after_publish` go out only when the
     actor calls :meth:`send_replies` after publishing its snapshot, so whoever
     receives a reply can read a snapshot that already includes it.
+
+    Subclasses handle their messages in :meth:`receive`; ``on_receive`` counts
+    each one in ``stats`` (:class:`~actors._introspect.ActorStats`, read by
+    the REPL's ``actors()``) and offers it to any trace attached with
+    :class:`~actors._introspect.AttachTrace`. :meth:`introspection` hands both
+    ``stats`` and the actor's published snapshot cell to its engine.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._replies: list[tuple[Inbox, Any]] = []
+        self.stats = ActorStats(type(self).__name__)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, (AttachTrace, DetachTrace)):
+            self.stats.tap(message)
+            return None
+        self.stats.received(message)
+        try:
+            return self.receive(message)
+        finally:
+            self.stats.handled()
+
+    def receive(self, message: Any) -> Any:
+        """Handle one message (override); the default logs it as unhandled."""
+        self.unhandled(message)
+        return None
+
+    def introspection(self) -> tuple[ActorStats, Published[Any] | None]:
+        """``stats`` and the snapshot cell other threads read (``snapshot``, if the
+        actor publishes one): called once, through a proxy, by the engine."""
+        cell = getattr(self, "snapshot", None)
+        return self.stats, cell if isinstance(cell, Published) else None
 
     def reply_after_publish(self, to: Inbox | None, message: Any) -> None:
         """Queue ``message`` for ``to`` (nothing when ``to`` is None)."""
@@ -116,6 +146,7 @@ class EngineActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         name = type(self).__name__
+        self.stats.failed(repr(exception_value))
         _log.error("actor_failed", actor=name, error=repr(exception_value),
                    exc_info=(exception_type, exception_value, traceback))
         for ref in pykka.ActorRegistry.get_by_class_name("SupervisorActor"):

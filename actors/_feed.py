@@ -38,7 +38,7 @@ class SimulatedFeedActor(EngineActor):
     def on_stop(self) -> None:
         self._timer.cancel()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Wake):
             self._timer.fired(message)
             started = time.monotonic()

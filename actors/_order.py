@@ -206,7 +206,7 @@ class OrderActor(HaltSteps, ReconcileSteps, RecoverySteps, LiveSteps, SagaSteps,
     def on_stop(self) -> None:
         self._timer.cancel()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))
         if handler is None:
             self.unhandled(message)

@@ -152,7 +152,7 @@ class PortfolioActor(EngineActor):
 
     # -- messages ------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         self._handle(message)
         if self._dirty:
             self.snapshot.publish(self._build())

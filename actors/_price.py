@@ -201,7 +201,7 @@ class PriceActor(EngineActor):
         self._wants_token: dict[int, list[_Subscription]] = {}
         self.snapshot: Published[PriceBook] = Published(PriceBook())
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, RecordPrices):
             self._record(message.prices)
         elif isinstance(message, PricesProcessed):

@@ -214,7 +214,7 @@ class RateLimitActor(EngineActor):
         self._timer = WakeTimer(self.actor_ref, monotonic)
         self.snapshot: Published[RateBook] = Published(self._build(monotonic()))
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         now = self._monotonic()
         if isinstance(message, RequestPermit):
             self._request(message)

@@ -9,6 +9,7 @@ import pykka
 import structlog
 
 from actors._base import ActorFailed, EngineActor
+from actors._introspect import ActorStats
 from actors._published import Published
 from messages import Inbox, SetTradingState, TradingState
 
@@ -36,7 +37,10 @@ class SupervisorActor(EngineActor):
         self.failures: Published[Failures] = Published(Failures())
         self.orders: Inbox | None = None
 
-    def on_receive(self, message: Any) -> Any:
+    def introspection(self) -> tuple[ActorStats, Published[Any] | None]:
+        return self.stats, self.failures  # its snapshot: the failures so far
+
+    def receive(self, message: Any) -> Any:
         if isinstance(message, ActorFailed):
             _log.error("trading_halted_actor_failed", actor=message.actor, error=message.error)
             self.failures.publish(Failures((*self.failures.latest().items, message)))

@@ -199,7 +199,7 @@ class SyncActor(DriftResolution, PermittedCalls, EngineActor):
     def on_stop(self) -> None:
         self._timer.cancel()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Reconcile) and self._wiring is None:
             self._counts["skipped"] += 1
             reason = ("paper mode: the paper book is never reconciled against a broker"

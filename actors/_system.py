@@ -13,6 +13,7 @@ import structlog
 from actors._base import ActorFailed, EngineActor
 from actors._durable import Recovered
 from actors._feed import SimulatedFeedActor
+from actors._introspect import ActorHandle
 from actors._order import Drain, OrderActor, OrdersSnapshot
 from actors._portfolio import PortfolioActor, PortfolioSnapshot
 from actors._price import PriceActor, PriceBook
@@ -135,11 +136,15 @@ class Engine:
         self._run_feed = run_feed
         self._listeners = listeners
         self._refs: list[pykka.ActorRef[Any]] = []
+        self.actors: list[ActorHandle] = []
+        """Every actor this engine started, in start order (for the REPL's ``actors()``)."""
         self.started_at = 0.0
 
     def _start(self, actor: type[EngineActor], *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
         ref = actor.start(*args, **kwargs)
         self._refs.append(ref)
+        stats, cell = ref.proxy().introspection().get()
+        self.actors.append(ActorHandle(ref, stats, cell))
         return ref
 
     def start(self) -> Engine:

@@ -115,7 +115,7 @@ class PaperBrokerActor(EngineActor):
         self.snapshot: Published[BrokerSnapshot] = snapshot or Published(self._snapshot())
         self.snapshot.publish(self._snapshot())
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, RecordPrices):
             self._record(message)
         elif isinstance(message, PlaceOrder):

@@ -156,7 +156,7 @@ class JournalActor(EngineActor):
                                    snapshots=stats.snapshots, bytes=stats.bytes)
         self.snapshot: Published[JournalSnapshot] = Published(self._state)
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Append):
             self._on_append(message)
         elif isinstance(message, _Flush):
@@ -185,7 +185,7 @@ class JournalActor(EngineActor):
             self._flush()
         elif not self._flush_queued:
             # Messages wait: commit after them, even if none of them is an Append
-            # (a proxy call never reaches on_receive, so it cannot trigger a flush).
+            # (a proxy call never reaches receive, so it cannot trigger a flush).
             self._flush_queued = True
             self.actor_ref.tell(_Flush())
 

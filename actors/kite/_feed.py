@@ -114,7 +114,7 @@ class LiveFeedActor(PermittedCalls, EngineActor):
         if self._stream is not None:
             self._stream.stop()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, _Call):
             self._on_call(message)
         elif isinstance(message, Wake):

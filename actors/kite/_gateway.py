@@ -141,7 +141,7 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
     def on_stop(self) -> None:
         self._timer.cancel()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, _Call):
             self._on_call(message)
         elif isinstance(message, OrderUpdateFrame):

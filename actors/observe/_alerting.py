@@ -93,7 +93,7 @@ class AlertActor(EngineActor):
         self._notices: list[Notice] = []
         self.book: Published[AlertBook] = Published(AlertBook())
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Wake):
             self._timer.fired(message)
             self._check()

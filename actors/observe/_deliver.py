@@ -92,7 +92,7 @@ class DeliveryActor(EngineActor):
         self._failed: dict[str, int] = {}
         self.book: Published[DeliveryBook] = Published(DeliveryBook())
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, Notice):
             if self._webhook is not None:
                 self._post("webhook", self._webhook, message.payload(), message)

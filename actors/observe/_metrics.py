@@ -95,7 +95,7 @@ class MetricsActor(EngineActor):
         self._samples = 0
         self.state: Published[MetricsState] = Published(self._build())
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, SagaStarted):
             self._started[message.saga_id] = (message.kind.value, self._monotonic())
         elif isinstance(message, SagaCompleted | SagaCompensated):

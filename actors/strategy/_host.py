@@ -44,7 +44,7 @@ class StrategyHostActor(EngineActor):
         """Every token some strategy watches."""
         return frozenset(self._watch)
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, PricesUpdated):
             for price in message.prices:
                 self._on_price(price)

@@ -91,7 +91,7 @@ class Flood(PermittedCalls, EngineActor):
         self._request(endpoint, Priority.READ if endpoint is not EndpointClass.ORDERS
                       else Priority.ENTRY, method, kwargs, done, args=args)
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         if isinstance(message, _Call):
             self._on_call(message)
         elif isinstance(message, PermitRefused):
