@@ -96,9 +96,10 @@ def _decode(hint: Any, value: Any, field: str) -> Any:
     return value
 
 
-def from_dict(data: dict[str, Any]) -> Any:
+def from_dict(data: dict[str, Any], reply_to: Any = None) -> Any:
     """Rebuild (and so re-validate) a message from :func:`to_dict` output.
 
+    ``reply_to``, when given, becomes the message's reply address (if it has one).
     Raises ValueError naming the field for an unknown type or a bad value.
     """
     if not isinstance(data, dict):
@@ -118,4 +119,6 @@ def from_dict(data: dict[str, Any]) -> Any:
             if isinstance(exc, ValueError) and str(exc).startswith(f.name):
                 raise
             raise ValueError(f"{f.name}: cannot decode {data[f.name]!r}: {exc}") from None
+    if reply_to is not None and "reply_to" in {f.name for f in dataclasses.fields(cls)}:
+        kwargs["reply_to"] = reply_to
     return cls(**kwargs)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from actors.config._spec import _PCT, _POS, _m
 
 __all__ = ["AlertsConfig", "ControlConfig", "DashboardConfig", "LoggingConfig",
-           "MetricsConfig"]
+           "MetricsConfig", "ReplConfig"]
 
 _PORT = {"ge": 0, "le": 65535}  # 0: any free port (the one bound is logged)
 _HOST = {"nonempty": True}
@@ -32,6 +32,31 @@ class ControlConfig:
     max_request_bytes: int = field(default=65536, metadata=_m(
         "the longest request line the control socket reads; a longer one is refused",
         ge=1024, le=16_777_216))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplConfig:
+    """``kitesaga repl``: the introspection console attached to the control socket."""
+
+    history_file: str = field(default="repl-history", metadata=_m(
+        "the console's input history, inside the state dir (mode 0600)", nonempty=True))
+    audit_file: str = field(default="repl-audit.jsonl", metadata=_m(
+        "the audit log of every REPL command and its result, inside the state dir "
+        "(JSON lines, mode 0600)", nonempty=True))
+    audit_result_chars: int = field(default=2000, metadata=_m(
+        "a result longer than this is cut in the audit log", ge=100, le=1_000_000))
+    trace_timeout_s: float = field(default=60.0, metadata=_m(
+        "the longest a trace() runs when it does not say", **_POS))
+    trace_max_events: int = field(default=10_000, metadata=_m(
+        "the most events one trace() may ask for", ge=1, le=1_000_000))
+    trace_buffer: int = field(default=10_000, metadata=_m(
+        "events a trace buffers while the console reads; beyond it the oldest are dropped "
+        "(and counted), never an actor slowed", ge=10, le=1_000_000))
+    inspect_max_items: int = field(default=200, metadata=_m(
+        "items shown per collection by inspect() (the rest are counted)", ge=1,
+        le=1_000_000))
+    saga_events_max: int = field(default=1000, metadata=_m(
+        "journal events shown by saga(id)", ge=1, le=1_000_000))
 
 
 @dataclass(frozen=True, slots=True)

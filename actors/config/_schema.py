@@ -36,6 +36,7 @@ __all__ = [
     "PaperConfig",
     "PricesConfig",
     "RateLimitsConfig",
+    "ReplConfig",
     "SimConfig",
     "StrategyConfig",
     "SyncConfig",
@@ -49,6 +50,7 @@ from actors.config._operations import (
     DashboardConfig,
     LoggingConfig,
     MetricsConfig,
+    ReplConfig,
 )
 from actors.config._spec import _PCT, _POS, _RATIO, Bound, KeySpec, _m
 
@@ -349,6 +351,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    repl: ReplConfig = field(default_factory=ReplConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)

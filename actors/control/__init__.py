@@ -18,7 +18,7 @@ See docs/operations.md ("Control").
 from __future__ import annotations
 
 from actors.control._commands import MANUAL
-from actors.control._protocol import ControlError, NoEngine, request, socket_path
+from actors.control._protocol import ControlError, NoEngine, request, socket_path, stream
 from actors.control._report import DailyReport, Trade, daily_report, read_fills
 from actors.control._server import (
     ControlServer,
@@ -30,4 +30,4 @@ from actors.control._views import Alert, AlertSource
 
 __all__ = ["MANUAL", "Alert", "AlertSource", "ControlError", "ControlServer",
            "ControlStartError", "DailyReport", "NoEngine", "Trade", "check_control",
-           "daily_report", "read_fills", "request", "socket_path", "start_control"]
+           "daily_report", "read_fills", "request", "socket_path", "start_control", "stream"]

@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from actors.config import Config, state_dir
 
 __all__ = ["ControlError", "NoEngine", "decode_line", "encode_line", "read_line", "request",
-           "socket_path"]
+           "socket_path", "stream"]
 
 _UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, one of them the terminating NUL
 
 
 class ControlError(Exception):
     """The engine answered a control request with an error: ``message`` says why and
-    ``exit_code`` is what the command line exits with (2 bad input, 1 refused)."""
+    ``exit_code`` is what the command line exits with (2 bad input, 1 refused).
+    ``confirm`` is set when the request only needs confirming (the REPL's
+    dangerous messages): it says what the request would do."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, *, confirm: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        self.confirm = confirm
 
 
 class NoEngine(ControlError):  # noqa: N818  (a state, not a failure of ours)
@@ -89,6 +92,39 @@ def read_line(conn: socket.socket, limit: int | None, what: str) -> bytes:
     return bytes(data[:data.index(b"\n")])
 
 
+def _connect(path: Path, timeout: float) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        conn.connect(str(path))
+    except FileNotFoundError:
+        conn.close()
+        raise NoEngine(path, "no such file") from None
+    except ConnectionRefusedError:
+        conn.close()
+        raise NoEngine(path, "a stale socket: its engine is gone") from None
+    except OSError as bad:
+        conn.close()
+        raise NoEngine(path, bad.strerror or str(bad)) from None
+    return conn
+
+
+def _result(line: bytes, command: str) -> dict[str, Any]:
+    """A final reply line's result; ControlError for a refusal or a malformed line."""
+    if not line:
+        raise ControlError(f"the engine closed the control connection without answering "
+                           f"{command!r}", 2)
+    reply = decode_line(line, "reply")
+    if reply.get("ok") is True and isinstance(reply.get("result"), dict):
+        result: dict[str, Any] = reply["result"]
+        return result
+    code = reply.get("exit")
+    confirm = reply.get("confirm")
+    raise ControlError(str(reply.get("error") or f"a malformed reply: {reply!r}"),
+                       code if type(code) is int and code > 0 else 2,
+                       confirm=confirm if isinstance(confirm, str) else None)
+
+
 def request(path: Path, command: str, args: Mapping[str, Any] | None = None, *,
             timeout: float) -> dict[str, Any]:
     """Send one request to the engine at ``path`` and return its result.
@@ -98,17 +134,8 @@ def request(path: Path, command: str, args: Mapping[str, Any] | None = None, *,
     message and exit code when it refuses, and :class:`ControlError` (exit 2) when
     no whole reply comes within ``timeout`` seconds.
     """
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = _connect(path, timeout)
     try:
-        conn.settimeout(timeout)
-        try:
-            conn.connect(str(path))
-        except FileNotFoundError:
-            raise NoEngine(path, "no such file") from None
-        except ConnectionRefusedError:
-            raise NoEngine(path, "a stale socket: its engine is gone") from None
-        except OSError as bad:
-            raise NoEngine(path, bad.strerror or str(bad)) from None
         try:
             conn.sendall(encode_line({"command": command, "args": dict(args or {})}))
             line = read_line(conn, None, "reply")
@@ -119,13 +146,36 @@ def request(path: Path, command: str, args: Mapping[str, Any] | None = None, *,
             raise ControlError(f"the engine closed the control connection: {bad}", 2) from None
     finally:
         conn.close()
-    if not line:
-        raise ControlError(f"the engine closed the control connection without answering "
-                           f"{command!r}", 2)
-    reply = decode_line(line, "reply")
-    if reply.get("ok") is True and isinstance(reply.get("result"), dict):
-        result: dict[str, Any] = reply["result"]
-        return result
-    code = reply.get("exit")
-    raise ControlError(str(reply.get("error") or f"a malformed reply: {reply!r}"),
-                       code if type(code) is int and code > 0 else 2)
+    return _result(line, command)
+
+
+def stream(path: Path, command: str, args: Mapping[str, Any] | None = None, *,
+           timeout: float) -> Iterator[dict[str, Any]]:
+    """Send one streaming request (``trace``) and yield what the engine sends: each
+    ``{"event": {...}}`` line as it arrives, then ``{"result": {...}}``. ``timeout``
+    bounds the wait for each line. Closing the generator early closes the
+    connection, which ends the stream at the engine. Raises like :func:`request`."""
+    conn = _connect(path, timeout)
+    try:
+        reader = conn.makefile("rb")
+        try:
+            conn.sendall(encode_line({"command": command, "args": dict(args or {})}))
+            while True:
+                line = reader.readline()
+                if not line.endswith(b"\n"):
+                    yield {"result": _result(b"", command)}  # raises: cut short
+                message = decode_line(line, "reply")
+                if isinstance(message.get("event"), dict):
+                    yield {"event": message["event"]}
+                    continue
+                yield {"result": _result(line, command)}
+                return
+        except TimeoutError:
+            raise ControlError(f"the engine sent nothing on {command!r} for {timeout:g}s",
+                               2) from None
+        except OSError as bad:
+            raise ControlError(f"the engine closed the control connection: {bad}", 2) from None
+        finally:
+            reader.close()
+    finally:
+        conn.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import stat
 import struct
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from actors.config import Config
-from actors.control import _commands, _views
+from actors.control import _ask, _commands, _inspect, _trace, _views
 from actors.control._protocol import (
     ControlError,
     decode_line,
@@ -41,13 +42,21 @@ _HANDLERS: dict[str, Handler] = {
     "status": lambda engine, sources, args: _views.status(engine, sources),
     "positions": lambda engine, sources, args: {"positions": _views.positions(engine, sources)},
     "health": lambda engine, sources, args: _views.health(engine, sources),
-    "sagas": lambda engine, sources, args: _commands.sagas(engine, args),
+    "sagas": _inspect.sagas,
     "orders": lambda engine, sources, args: _commands.orders(engine, args),
     "submit": lambda engine, sources, args: _commands.submit(engine, args),
     "halt": lambda engine, sources, args: _commands.halt(engine, args),
     "resume": lambda engine, sources, args: _commands.resume(engine, args),
+    "actors": _inspect.actors,
+    "inspect": _inspect.inspect,
+    "prices": _inspect.prices,
+    "limits": _inspect.limits,
+    "saga": _inspect.saga,
+    "ask": _ask.ask,
+    "tell": _ask.tell,
 }
-_CHANGES = frozenset({"submit", "halt", "resume"})  # logged at WARNING: the operator acted
+_STREAMS = {"trace": _trace.trace}  # answered with event lines, then the result line
+_CHANGES = frozenset({"submit", "halt", "resume", "ask", "tell"})  # WARNING: the operator acted
 
 
 class ControlStartError(OSError):
@@ -89,6 +98,18 @@ def _stale(path: Path, timeout: float) -> bool:
     raise ControlStartError(f"an engine is already running at {path.parent}: its control "
                             f"socket {path} answers; stop it first (or use another "
                             f"--state-dir)")
+
+
+def _gone(conn: socket.socket, wait: float) -> bool:
+    """Wait up to ``wait`` s; True if the client closed its end meanwhile (a
+    streaming request's client sends nothing after its request line)."""
+    readable, _, _ = select.select([conn], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def check_control(config: Config) -> None:
@@ -212,30 +233,37 @@ class ControlServer:
                 line = read_line(conn, self._config.max_request_bytes, "request")
                 if not line:
                     return
-                reply = self._answer(line)
                 conn.settimeout(self._config.timeout_s)
+                reply = self._answer(line, conn)
                 conn.sendall(encode_line(reply))
             except (OSError, ValueError) as bad:  # a client gone, slow or too long
                 with contextlib.suppress(OSError):
                     conn.sendall(encode_line({"ok": False, "exit": 2,
                                               "error": f"bad request: {bad}"}))
 
-    def _answer(self, line: bytes) -> dict[str, Any]:
+    def _answer(self, line: bytes, conn: socket.socket) -> dict[str, Any]:
         command: Any = None
         args: Any = None
         try:
             request = decode_line(line, "request")
             command, args = request.get("command"), request.get("args", {})
-            handler = _HANDLERS.get(command) if isinstance(command, str) else None
-            if handler is None:
+            known = isinstance(command, str) and (command in _HANDLERS or command in _STREAMS)
+            if not known:
                 raise ValueError(f"command: unknown, got {command!r} (one of "
-                                 f"{', '.join(sorted(_HANDLERS))})")
+                                 f"{', '.join(sorted([*_HANDLERS, *_STREAMS]))})")
             if not isinstance(args, dict):
                 raise ValueError(f"args: must be a JSON object, got {args!r}")
-            result = handler(self._engine, self._sources, args)
+            if command in _STREAMS:
+                result = _STREAMS[command](self._engine, self._sources, args,
+                                           lambda event: conn.sendall(encode_line(event)),
+                                           lambda wait: _gone(conn, wait))
+            else:
+                result = _HANDLERS[command](self._engine, self._sources, args)
             reply: dict[str, Any] = {"ok": True, "result": result}
         except ControlError as refused:
             reply = {"ok": False, "error": refused.message, "exit": refused.exit_code}
+            if refused.confirm is not None:
+                reply["confirm"] = refused.confirm
         except ValueError as bad:
             reply = {"ok": False, "error": str(bad), "exit": 2}
         except Exception as bad:  # noqa: BLE001  (answered and logged; the server goes on)

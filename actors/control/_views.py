@@ -20,7 +20,7 @@ from messages import TradingState
 if TYPE_CHECKING:
     from actors._system import Engine
 
-__all__ = ["Alert", "AlertSource", "Sources", "alerts", "health", "positions", "status"]
+__all__ = ["Alert", "AlertSource", "Sources", "alerts", "health", "positions", "rates", "status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def positions(engine: Engine, sources: Sources) -> list[dict[str, Any]]:
     return rows
 
 
-def _rates(book: RateBook) -> dict[str, Any]:
+def rates(book: RateBook) -> dict[str, Any]:
     classes: dict[str, Any] = {}
     for endpoint, granted in book.granted.items():
         classes[endpoint.value] = {
@@ -224,7 +224,7 @@ def status(engine: Engine, sources: Sources) -> dict[str, Any]:
                  "conservation_error_paise": port.conservation_error},
         "sagas": {"in_flight": orders.in_flight, "exiting": orders.exiting,
                   "stats": dict(orders.stats)},
-        "rate_limits": _rates(sources.rates.latest()),
+        "rate_limits": rates(sources.rates.latest()),
         "reconciliation": _reconciliation(engine),
         "prices": _prices(engine, sources),
         "journal": None if journal is None else {
