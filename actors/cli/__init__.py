@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from actors.cli._control import add_control_parsers
 from actors.cli._login import add_login_parsers
+from actors.cli._repl import add_repl_parser
 from actors.cli._report import add_report_parser
 from actors.cli._run import add_run_parser
 from actors.cli._sim import add_sim_parser
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_login_parsers(sub)
     add_control_parsers(sub)
     add_report_parser(sub)
+    add_repl_parser(sub)
     return parser
 
 

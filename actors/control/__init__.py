@@ -8,7 +8,11 @@ socket in its state dir (``control.socket_name``, mode 0600: the owner only).
   another engine already answers.
 - :func:`request` is the client: one JSON request line, one JSON reply line;
   :class:`NoEngine` when nothing answers, :class:`ControlError` (with the exit
-  code) when the engine refuses.
+  code) when the engine refuses. :func:`stream` is the client of ``trace``
+  (event lines, then the result).
+- The REPL's introspection commands (``actors``, ``inspect``, ``prices``,
+  ``limits``, ``saga``, ``ask``, ``tell``, ``trace``): :data:`READ_ONLY` and
+  :data:`DANGEROUS` are the policy of ``ask``/``tell``.
 - :func:`daily_report` reads a journal file read-only (no engine needed) for
   ``kitesaga report``.
 
@@ -17,6 +21,7 @@ See docs/operations.md ("Control").
 
 from __future__ import annotations
 
+from actors.control._ask import DANGEROUS, READ_ONLY
 from actors.control._commands import MANUAL
 from actors.control._protocol import ControlError, NoEngine, request, socket_path, stream
 from actors.control._report import DailyReport, Trade, daily_report, read_fills
@@ -28,6 +33,7 @@ from actors.control._server import (
 )
 from actors.control._views import Alert, AlertSource
 
-__all__ = ["MANUAL", "Alert", "AlertSource", "ControlError", "ControlServer",
-           "ControlStartError", "DailyReport", "NoEngine", "Trade", "check_control",
-           "daily_report", "read_fills", "request", "socket_path", "start_control", "stream"]
+__all__ = ["DANGEROUS", "MANUAL", "READ_ONLY", "Alert", "AlertSource", "ControlError",
+           "ControlServer", "ControlStartError", "DailyReport", "NoEngine", "Trade",
+           "check_control", "daily_report", "read_fills", "request", "socket_path",
+           "start_control", "stream"]
