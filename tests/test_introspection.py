@@ -158,6 +158,8 @@ def test_a_saga_timeline_comes_from_the_journal() -> None:
         done = _ask(server.path, "ask", actor="orders", message=to_dict(_entry(h)),
                     write=True, confirmed=True)
         saga_id = done["replies"][0]["saga_id"]
+        wait_until(lambda: _ask(server.path, "saga", saga_id=saga_id)["timeline"][-1][
+            "kind"] == "ended", what="the journal committed the saga's end")
         saga = _ask(server.path, "saga", saga_id=saga_id)
         assert saga["live"] is None
         kinds = [e["kind"] for e in saga["timeline"]]
@@ -204,6 +206,7 @@ def test_trace_streams_then_detaches() -> None:
             assert len(events) == 20 and result["count"] == 20
             assert result["ended"] == "n reached" and result["types"] == ["RecordPrices"]
             assert {e["type"] for e in events} == {"RecordPrices"}
+            assert events[0]["message"].startswith(f"1 price(s): {call.key} ₹")
             assert {e["actor"] for e in events} <= {"PriceActor", "PaperBrokerActor"}
             gen = stream(server.path, "trace", {"target": "orders", "n": 10_000}, timeout=10)
             first = next(gen)

@@ -112,7 +112,7 @@ def test_a_console_lists_the_actors_and_traces_ticks_under_load(engine: Path) ->
     row = next(line for line in out.splitlines() if line.startswith("PriceActor"))
     assert "running" in row
     out, took = console.run('trace("RecordPrices", n=5)', until=r"trace: 5 message")
-    ticks = [line for line in out.splitlines() if "RecordPrices" in line and "prices=" in line]
+    ticks = [line for line in out.splitlines() if "RecordPrices" in line and " price(s): " in line]
     assert len(ticks) == 5, out
     out, _ = console.run("prices(stale=False)", until=r"NFO:NIFTY\S+")
     out, _ = console.run("halt()", until=r"error: read-only session[^\n]*")

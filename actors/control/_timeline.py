@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import actors.journal._records as fmt
 from actors.journal import JournalError
+from actors.market import IST
 from messages import Money
 
 __all__ = ["ended_sagas", "saga_events", "summary"]
@@ -40,9 +42,17 @@ def _rows(path: Path, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]
     out = []
     for seq, at, kind, saga_id, text, crc in found:
         fmt.check_row(path, "event", seq, text, crc)
-        out.append({"seq": seq, "at": at, "kind": kind, "saga_id": saga_id,
+        out.append({"seq": seq, "at": _ist(at), "kind": kind, "saga_id": saga_id,
                     "body": json.loads(text)})
     return out
+
+
+def _ist(at: str) -> str:
+    """A journal time (UTC, ISO-8601) in IST, the market's time."""
+    try:
+        return datetime.fromisoformat(at).astimezone(IST).isoformat(timespec="milliseconds")
+    except ValueError:
+        return at
 
 
 def _money(paise: Any) -> str:

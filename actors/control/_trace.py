@@ -20,7 +20,7 @@ from actors._introspect import AttachTrace, DetachTrace, TraceEvent, TraceSink
 from actors.control._inspect import find_actor
 from actors.control._views import Sources
 from actors.market import IST
-from messages import to_dict
+from messages import Price, to_dict
 
 if TYPE_CHECKING:
     from actors._introspect import ActorHandle
@@ -59,7 +59,16 @@ def _message_types() -> frozenset[str]:
     return frozenset(names | {"Wake"})
 
 
-def _text(message: Any) -> str:
+def _prices(prices: tuple[Price, ...], name: Callable[[int], str]) -> str:
+    shown = ", ".join(f"{name(p.instrument_token)} {p.last}" for p in prices[:5])
+    more = f", … {len(prices) - 5} more" if len(prices) > 5 else ""
+    return f"{len(prices)} price(s): {shown}{more}"
+
+
+def _text(message: Any, name: Callable[[int], str]) -> str:
+    prices = getattr(message, "prices", None)
+    if isinstance(prices, tuple) and all(isinstance(p, Price) for p in prices):
+        return _prices(prices, name)  # a tick batch: what moved, not every field
     try:
         body = to_dict(message)
         body.pop("type", None)
@@ -69,10 +78,10 @@ def _text(message: Any) -> str:
     return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS - 1] + "…"
 
 
-def _event(event: TraceEvent) -> dict[str, Any]:
+def _event(event: TraceEvent, name: Callable[[int], str]) -> dict[str, Any]:
     return {"at": datetime.fromtimestamp(event.at, IST).isoformat(timespec="milliseconds"),
             "actor": event.actor, "type": type(event.message).__name__,
-            "message": _text(event.message)}
+            "message": _text(event.message, name)}
 
 
 def _tell_all(handles: list[ActorHandle], message: Any) -> None:
@@ -99,6 +108,13 @@ def trace(engine: Engine, sources: Sources, args: dict[str, Any], send: Send,
     if type(timeout) not in (int, float) or not timeout > 0:
         raise ValueError(f"timeout_s: must be a number of seconds > 0, got {timeout!r}")
     handles, types = _target(engine, args.get("target"))
+
+    def name(token: int) -> str:
+        try:
+            return engine.instruments.get(token).key
+        except ValueError:
+            return str(token)
+
     sink = TraceSink(types, repl.trace_buffer)
     _tell_all(handles, AttachTrace(sink))
     sent, ended = 0, "timeout"
@@ -112,7 +128,7 @@ def trace(engine: Engine, sources: Sources, args: dict[str, Any], send: Send,
                 ended = "console gone"
                 break
             for event in sink.take()[:n - sent]:
-                send({"event": _event(event)})
+                send({"event": _event(event, name)})
                 sent += 1
         else:
             ended = "n reached"
