@@ -246,7 +246,8 @@ def test_trace_prints_each_message_as_it_comes(capsys: pytest.CaptureFixture[str
     assert lines[0] == "tracing PriceActor: up to 2 message(s), 60s; Ctrl-C stops"
     assert all(re.fullmatch(rf"{_TIME}  PriceActor\s+[A-Z]\w+\s+\S.*", line)
                for line in lines[1:3]), lines
-    assert any(re.search(r"RecordPrices\s+1 price\(s\): NFO:NIFTY", line) for line in lines[1:3]), lines
+    assert any(re.search(r"RecordPrices\s+1 price\(s\): NFO:NIFTY", line)
+               for line in lines[1:3]), lines
     assert lines[3].startswith("trace: 2 message(s), 0 dropped; ") and lines[4] == "2"
     assert lines[5:] == lines[1:4]  # shown again in full when asked for
 
