@@ -66,10 +66,14 @@ def owner_only(path: Path) -> int:
 
 
 def _login() -> str:
+    """Who is typing: the login name, and the person behind sudo (kitesaga-admin runs
+    the console as the engine's user through sudo)."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (OSError, KeyError):  # no login name, no passwd entry: the uid says who
-        return str(os.getuid())
+        user = str(os.getuid())
+    behind = os.environ.get("SUDO_USER")
+    return f"{user} (sudo by {behind})" if behind and behind != user else user
 
 
 class Session:
