@@ -7,7 +7,7 @@ be valid cannot be built, and the ``ValueError`` names the field and value.
 ``to_dict``/``from_dict`` serialise any of them.
 """
 
-from messages._codec import from_dict, to_dict
+from messages._codec import encode_scalar, from_dict, to_dict
 from messages._commands import (
     ApplyFill,
     CancelBrokerOrder,
@@ -111,5 +111,5 @@ __all__ = [
     "RemoveProtection", "RequestPermit", "ReserveCash", "ResumeTrading", "SagaCompensated",
     "SagaCompleted", "SagaKind", "SagaRefused", "SagaStarted", "SagaView", "SagasDescribed",
     "SetTradingState", "Side", "StrategyFill", "SubmitEntry", "SubmitExit", "Subscribe",
-    "SyncCheck", "TradingState", "TradingStateChanged", "from_dict", "to_dict",
+    "SyncCheck", "TradingState", "TradingStateChanged", "encode_scalar", "from_dict", "to_dict",
 ]

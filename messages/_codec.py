@@ -17,7 +17,7 @@ from typing import Any
 
 from messages import _commands, _control, _events, _live, _orders, _sync, _values
 
-__all__ = ["from_dict", "to_dict"]
+__all__ = ["encode_scalar", "from_dict", "to_dict"]
 
 _MODULES = (_values, _orders, _commands, _events, _live, _sync, _control)
 _REGISTRY: dict[str, type] = {
@@ -31,21 +31,29 @@ _HINTS: dict[type, dict[str, Any]] = {}
 _TRANSIENT = frozenset({"reply_to", "then", "then_to"})
 
 
-def _encode(value: Any) -> Any:
+def encode_scalar(value: Any) -> Any:
+    """A value as JSON data: Money as paise, an Enum as its value, a date or time as
+    ISO-8601 text, a Decimal as text; anything else is returned unchanged."""
     if isinstance(value, _values.Money):
         return value.paise
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_dict(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
+    return value
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, _values.Money):
+        return value.paise
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
     if isinstance(value, (tuple, frozenset, list)):
         items = [_encode(v) for v in value]
         return sorted(items) if isinstance(value, frozenset) else items
-    return value
+    return encode_scalar(value)
 
 
 def to_dict(message: Any) -> dict[str, Any]:

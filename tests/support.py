@@ -6,9 +6,12 @@ may not.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -63,3 +66,16 @@ def only_when_selected(request: pytest.FixtureRequest) -> None:
     """``slow`` runs are not part of the default run: they need ``-m slow``."""
     if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
         pytest.skip("a long run: select it with -m slow")
+
+
+def kitesaga_command() -> list[str]:
+    """The installed ``kitesaga`` console script (or ``python -m actors.cli`` without one)."""
+    script = Path(sys.executable).with_name("kitesaga")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "actors.cli"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``KITESAGA_`` setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITESAGA_")}
+    env.update(extra)
+    return env

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,26 +13,19 @@ from typing import IO
 
 import pytest
 
+from tests.support import clean_env, kitesaga_command
+
 SUMMARY_KEYS = ("sagas_started", "sagas_completed", "sagas_compensated", "orders", "fills",
                 "realized_pnl_paise", "fees_paise", "cash_paise", "open_positions",
                 "invariant_violations")
 
 
-def _script() -> list[str]:
-    script = Path(sys.executable).with_name("kitesaga")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "actors.cli"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KITESAGA_")}
-    env.update(extra)
-    return env
 
 
 def _kitesaga(args: list[str], cwd: Path, timeout: float = 60.0,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_script(), *args], cwd=cwd, env=env or _env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run([*kitesaga_command(), *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_run_trades_and_writes_a_summary_and_json_log(tmp_path: Path) -> None:
@@ -90,8 +81,8 @@ def _wait_for_line(lines: queue.Queue[str], text: str, timeout: float) -> str:
 
 def test_sigterm_stops_gracefully_with_a_summary(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [*_script(), "run", "--speed", "600", "--summary", "s.json", "--state-dir", "tmp"],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [*kitesaga_command(), "run", "--speed", "600", "--summary", "s.json", "--state-dir", "tmp"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         lines = _lines(proc.stdout)
@@ -146,7 +137,7 @@ def test_bad_input_exits_2_naming_field_and_value(tmp_path: Path, args: list[str
     args = [str(_bad_toml(tmp_path)) if a == "BAD" else a for a in args]
     duration = [] if "--duration" in args else ["--duration", "1"]
     done = _kitesaga(["run", *args, *duration, "--quiet", "--state-dir", "tmp"], tmp_path,
-                     env=_env(**env))
+                     env=clean_env(**env))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     for text in named:

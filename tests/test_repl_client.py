@@ -10,7 +10,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,19 +26,11 @@ from actors.repl._execute import statements
 from actors.repl._session import Result
 from messages import TradingState
 from tests.engine_support import Harness, make_config, running
+from tests.support import clean_env, kitesaga_command
 
 _TIME = r"\d\d:\d\d:\d\d\.\d{3}"
 
 
-def _script() -> list[str]:
-    script = Path(sys.executable).with_name("kitesaga")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "actors.cli"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KITESAGA_")}
-    env.update(extra)
-    return env
 
 
 @contextmanager
@@ -75,8 +66,9 @@ def audit_lines(config: Config) -> list[dict[str, Any]]:
 
 
 def test_no_engine_exits_2_with_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([*_script(), "repl", "--state-dir", str(tmp_path)], input="actors()\n",
-                          env=_env(), capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([*kitesaga_command(), "repl", "--state-dir", str(tmp_path)],
+                          input="actors()\n", env=clean_env(), capture_output=True, text=True,
+                          timeout=60, check=False)
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
@@ -257,8 +249,8 @@ def test_trace_prints_each_message_as_it_comes(capsys: pytest.CaptureFixture[str
 
 def _console(state: Path, *flags: str) -> Any:
     pexpect = pytest.importorskip("pexpect")
-    return pexpect.spawn(_script()[0], ["repl", "--state-dir", str(state), *flags],
-                         env=_env(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm"),
+    return pexpect.spawn(kitesaga_command()[0], ["repl", "--state-dir", str(state), *flags],
+                         env=clean_env(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm"),
                          encoding="utf-8", timeout=30, dimensions=(40, 200))
 
 

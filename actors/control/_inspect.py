@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time
-from decimal import Decimal
 from enum import Enum, IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +17,7 @@ from actors.control import _commands, _timeline
 from actors.control._protocol import ControlError
 from actors.control._views import Sources, rates
 from actors.journal import JournalError, journal_path
-from messages import Money
+from messages import Money, encode_scalar
 
 if TYPE_CHECKING:
     from actors._system import Engine
@@ -76,15 +74,7 @@ def plain(value: Any, limit: int, depth: int = 0) -> Any:
         return value
     if depth > 12:
         return repr(value)[:200]
-    if isinstance(value, Money):
-        return value.paise
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if dataclasses.is_dataclass(value) and not isinstance(value, (type, Money)):
         return {f.name: plain(getattr(value, f.name), limit, depth + 1)
                 for f in dataclasses.fields(value) if f.name not in ("reply_to", "then_to")}
     if isinstance(value, Mapping):
@@ -105,7 +95,8 @@ def plain(value: Any, limit: int, depth: int = 0) -> Any:
         items = list(value)
         shown = [plain(item, limit, depth + 1) for item in items[:limit]]
         return shown + ([f"… {len(items) - limit} more"] if len(items) > limit else [])
-    return repr(value)[:500]
+    encoded = encode_scalar(value)  # Money, enums, dates, Decimal: as the journal writes them
+    return repr(value)[:500] if encoded is value else encoded
 
 
 def inspect(engine: Engine, sources: Sources, args: dict[str, Any]) -> dict[str, Any]:
