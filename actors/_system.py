@@ -285,17 +285,15 @@ class Engine:
         watch = watch_function(self.instruments, base, (cfg.strategy.underlying,),
                                cfg.live.chain_strikes, lambda: self._price_cell.latest().prices,
                                positions, self.clock.now)
-        status_box = _Forward()
-        self.stream = KiteStream(
+        self.stream = KiteStream(  # its status goes to the feed, which starts it
             live.token.api_key, live.token.access_token, live.ws_root, prices_to=self.prices,
-            orders_to=self.broker, status_to=status_box, mode=cfg.live.ticker_mode,
+            orders_to=self.broker, mode=cfg.live.ticker_mode,
             max_instruments=cfg.live.ticker_max_instruments,
             reconnect_max_delay_s=cfg.live.ticker_reconnect_max_delay_s)
         stream = self.stream
         self.feed = self._start(LiveFeedActor, live.client(), stream, cfg, self.limiter,
                                 self.prices, self.broker, self.instruments, watch,
                                 self.clock.now, lambda: stream.stats["ticks"])
-        status_box.target = self.feed
 
     # -- reading -----------------------------------------------------------------
 

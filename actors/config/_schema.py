@@ -81,7 +81,8 @@ class EngineConfig:
     cancel_timeout_s: float = field(default=10.0, metadata=_m(
         "seconds a cancel waits for its confirmation before polling", **_POS))
     poll_interval_s: float = field(default=2.0, metadata=_m(
-        "order_history polling when no update arrives", **_POS))
+        "how often a saga looks up an order it has heard nothing of; live, how often the "
+        "order list is polled for orders without an update", **_POS))
     poll_max_interval_s: float = field(default=30.0, metadata=_m(
         "a saga's repeated look-ups of one order (outcome unknown, cancel unconfirmed) back "
         "off from poll_interval_s, doubling, up to this", **_POS))

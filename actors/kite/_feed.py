@@ -38,8 +38,8 @@ class Streamer(Protocol):
     def connected(self) -> bool:
         """True while the connection is open."""
 
-    def start(self) -> None:
-        """Connect (and keep reconnecting)."""
+    def start(self, status_to: Inbox | None = None) -> None:
+        """Connect (and keep reconnecting); connection news goes to ``status_to``."""
 
     def set_tokens(self, tokens: frozenset[int]) -> None:
         """Stream exactly these instruments."""
@@ -106,7 +106,7 @@ class LiveFeedActor(PermittedCalls, EngineActor):
         self._timer = WakeTimer(self.actor_ref)
         self._refresh()
         if self._stream is not None:
-            self._stream.start()
+            self._stream.start(status_to=self.actor_ref)  # TickerConnected/Disconnected
         self._timer.arm(time.monotonic() + self._live.rest_poll_interval_s)
 
     def on_stop(self) -> None:

@@ -300,8 +300,10 @@ class KiteGatewayActor(FillTracking, MarginCheck, GttProtection, PermittedCalls,
 
     def _poll(self) -> None:
         now = time.monotonic()
+        # an order whose trades are being fetched is not silent: polling the order list
+        # for it would only take the permits its own trades fetch waits for
         silent = [t for t in self._orders.values()
-                  if not t.terminal_pushed and now - t.seen >= self._poll_s]
+                  if not t.terminal_pushed and not t.fetching and now - t.seen >= self._poll_s]
         if silent and not self._polling:
             self._polling = True
             self._counts["polls"] += 1

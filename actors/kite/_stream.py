@@ -205,11 +205,15 @@ class KiteStream:
         """ticks (received), rejected, order_updates, connects, disconnects."""
         return dict(self._counts)
 
-    def start(self) -> None:
-        """Connect in the background; starts the reactor thread if nothing runs it yet."""
+    def start(self, status_to: Inbox | None = None) -> None:
+        """Connect in the background; starts the reactor thread if nothing runs it yet.
+        ``status_to`` (if given) replaces the constructor's: the actor that starts the
+        stream from its ``on_start`` names itself, so no status is sent before it exists."""
         if self._started:
             raise RuntimeError("KiteStream.start: already started")
         self._started = True
+        if status_to is not None:
+            self._status_to = status_to
         if _REACTOR.running or next(_REACTOR_CLAIMS) > 0:
             _REACTOR.callFromThread(self._connect)  # queued until the reactor runs
         else:
@@ -300,6 +304,8 @@ class KiteStream:
             inbox.tell(message)
         except pykka.ActorDeadError:
             _log.warning("ticker_inbox_dead", message=type(message).__name__)
+        except Exception:  # noqa: BLE001  (a receiver's bug must not end the reconnects)
+            _log.exception("ticker_inbox_failed", message=type(message).__name__)
 
     # KiteTicker callbacks: (ticker, ...) on the reactor thread.
 
