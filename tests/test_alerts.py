@@ -4,7 +4,6 @@ fake Telegram Bot API): announced once, duplicates suppressed, resolved when cle
 from __future__ import annotations
 
 import json
-import logging
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -14,7 +13,6 @@ from typing import Any
 
 import pykka
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from actors._system import Engine
@@ -164,24 +162,7 @@ def test_rss_above_critical_is_critical(hook: Receiver) -> None:
         assert hook.bodies()[0]["severity"] == "critical"
 
 
-@pytest.fixture()
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
-
-
-@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.usefixtures("restore_logging")
 def test_delivery_failures_are_logged_never_raised_and_the_token_never_leaks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as closed:  # a port nobody listens on

@@ -14,7 +14,6 @@ from typing import Any
 
 import pykka
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from actors._system import Engine, _Forward
@@ -243,24 +242,6 @@ def test_order_tags_are_short_alphanumeric_and_carry_the_saga_id(tmp_path: Path)
 
 
 # -- 5. the API key and the request token never reach the log ----------------------------
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Leave the process's logging as this test found it (login configures it)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
 
 
 @pytest.mark.usefixtures("restore_logging")
