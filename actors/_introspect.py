@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from actors._published import Published
 
 __all__ = ["ActorHandle", "ActorStats", "AttachTrace", "DetachTrace", "StatsView",
-           "TraceEvent", "TraceSink"]
+           "TraceEvent", "TraceSink", "mailbox_depth"]
 
 _RATE_WINDOW_S = 1.0  # messages/s is counted over windows of at least this long
 _sink_ids = itertools.count(1)
@@ -111,7 +111,7 @@ class ActorStats:
     while no trace runs.
     """
 
-    __slots__ = ("_busy_since", "_clock", "_last_at", "_last_type", "_rate",
+    __slots__ = ("_busy", "_clock", "_last_at", "_last_type", "_rate",
                  "_window_count", "_window_start", "failures", "last_failure", "name",
                  "processed", "sinks")
 
@@ -124,7 +124,7 @@ class ActorStats:
         self.sinks: dict[int, TraceSink] = {}
         self._last_type: type | None = None
         self._last_at = 0.0
-        self._busy_since: float | None = None
+        self._busy = False  # between received and handled: busy since _last_at
         self._window_start = clock()
         self._window_count = 0
         self._rate = 0.0
@@ -134,7 +134,8 @@ class ActorStats:
         now = self._clock()
         self.processed += 1
         self._last_type = type(message)
-        self._last_at = self._busy_since = now
+        self._last_at = now
+        self._busy = True
         self._window_count += 1
         if now - self._window_start >= _RATE_WINDOW_S:
             self._rate = self._window_count / (now - self._window_start)
@@ -146,13 +147,13 @@ class ActorStats:
 
     def handled(self) -> None:
         """The actor finished the message it :meth:`received` (its thread)."""
-        self._busy_since = None
+        self._busy = False
 
     def failed(self, error: str) -> None:
         """A handler raised (its thread)."""
         self.failures += 1
         self.last_failure = error
-        self._busy_since = None
+        self._busy = False
 
     def tap(self, message: AttachTrace | DetachTrace) -> None:
         """Attach or detach a sink (the owning actor's thread, on the message)."""
@@ -165,14 +166,14 @@ class ActorStats:
         """A reading for another thread."""
         now = self._clock()
         last = self._last_type
-        busy = self._busy_since
+        busy, last_at = self._busy, self._last_at
         since = now - self._window_start
         # idle since the window opened: the rate fell
         rate = self._window_count / since if since >= 2 * _RATE_WINDOW_S else self._rate
         return StatsView(self.name, self.processed, round(rate, 1),
                          None if last is None else last.__name__,
-                         None if last is None else round(now - self._last_at, 3),
-                         None if busy is None else round(now - busy, 3),
+                         None if last is None else round(now - last_at, 3),
+                         round(now - last_at, 3) if busy else None,
                          self.failures, self.last_failure)
 
 
@@ -193,5 +194,10 @@ class ActorHandle:
 
     def mailbox(self) -> int:
         """Messages waiting in its inbox (approximate; 0 once stopped)."""
-        inbox = self.ref.actor_inbox  # a ThreadingActor's is a queue.Queue
-        return inbox.qsize() if isinstance(inbox, queue.Queue) and self.ref.is_alive() else 0
+        return mailbox_depth(self.ref)
+
+
+def mailbox_depth(ref: pykka.ActorRef[Any]) -> int:
+    """Messages waiting in ``ref``'s inbox (approximate; 0 once the actor stopped)."""
+    inbox = ref.actor_inbox  # a ThreadingActor's is a queue.Queue
+    return inbox.qsize() if isinstance(inbox, queue.Queue) and ref.is_alive() else 0

@@ -135,17 +135,32 @@ class Engine:
         self._run_strategies = run_strategies
         self._run_feed = run_feed
         self._listeners = listeners
-        self._refs: list[pykka.ActorRef[Any]] = []
         self.actors: list[ActorHandle] = []
         """Every actor this engine started, in start order (for the REPL's ``actors()``)."""
         self.started_at = 0.0
 
     def _start(self, actor: type[EngineActor], *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
         ref = actor.start(*args, **kwargs)
-        self._refs.append(ref)
-        stats, cell = ref.proxy().introspection().get()
+        try:
+            stats, cell = ref.proxy().introspection().get()
+        except BaseException:
+            ref.stop()
+            raise
         self.actors.append(ActorHandle(ref, stats, cell))
         return ref
+
+    def published(self, ref: pykka.ActorRef[Any]) -> Published[Any]:
+        """The snapshot cell of ``ref``'s actor, taken once when it started (readers
+        call ``latest()`` on it from any thread)."""
+        for handle in self.actors:
+            if handle.ref is ref and handle.cell is not None:
+                return handle.cell
+        raise ValueError(f"actor: {ref} publishes no snapshot in this engine")
+
+    def _stop_all(self) -> None:
+        for handle in reversed(self.actors):
+            if handle.ref.is_alive():
+                handle.ref.stop()
 
     def start(self) -> Engine:
         """Build and start every actor, then the market feed. If any part cannot
@@ -154,16 +169,14 @@ class Engine:
         try:
             return self._start_all()
         except BaseException:
-            for ref in reversed(self._refs):
-                if ref.is_alive():
-                    ref.stop()
+            self._stop_all()
             raise
 
     def _start_all(self) -> Engine:
         cfg = self.config
         sup = self._start(SupervisorActor)
         self.supervisor = sup
-        self._failures: Published[Failures] = sup.proxy().failures.get()
+        self._failures: Published[Failures] = self.published(sup)
         self.prices = self._start(PriceActor, cfg.prices, self.clock.now)
         live = self.live
         self.limiter = self._start(RateLimitActor, cfg.rate_limits,
@@ -176,8 +189,7 @@ class Engine:
             PortfolioActor, cash, Money.from_rupees(cfg.engine.daily_loss_limit_rupees),
             orders_box, cfg.engine.fill_dedupe_window, price_source=self.prices,
             journal=journal, ledger=recovered.ledger)
-        self._portfolio_cell: Published[PortfolioSnapshot] = \
-            self.portfolio.proxy().snapshot.get()
+        self._portfolio_cell: Published[PortfolioSnapshot] = self.published(self.portfolio)
         positions = {key: view.quantity
                      for key, view in self._portfolio_cell.latest().positions.items()}
         schedule = ChargeSchedule(cfg.charges)
@@ -196,28 +208,28 @@ class Engine:
             margin_check=live is not None and cfg.live.margin_check, protector=protector,
             journal=journal, recovered=recovered, positions=positions)
         orders_box.target = self.orders
-        self._price_cell: Published[PriceBook] = self.prices.proxy().snapshot.get()
+        self._price_cell: Published[PriceBook] = self.published(self.prices)
         if live is not None:
             self.broker = self._start(
                 KiteGatewayActor, live.client(), cfg, self.orders, self.limiter, self.orders,
                 lambda: self._price_cell.latest().prices, self.clock.now)
-            self._gateway_cell: Published[GatewaySnapshot] = self.broker.proxy().snapshot.get()
+            self._gateway_cell: Published[GatewaySnapshot] = self.published(self.broker)
         else:
             self.matching = build_engine(cfg)
             restore_orders(self.matching, recovered.orders, recovered.paper, recovered.opening)
             self.broker = self._start(PaperBrokerActor, self.matching, self.clock.now,
                                       self.orders)
-            self._broker_cell: Published[BrokerSnapshot] = self.broker.proxy().snapshot.get()
+            self._broker_cell: Published[BrokerSnapshot] = self.published(self.broker)
         broker_box.target = self.broker
         self.orders.tell(Resume())  # the unfinished sagas, now that their broker is wired
         self.supervisor.tell(_Orders(self.orders))
-        self._orders_cell: Published[OrdersSnapshot] = self.orders.proxy().snapshot.get()
+        self._orders_cell: Published[OrdersSnapshot] = self.published(self.orders)
         self.sync = self._start(SyncActor, cfg.engine.mode, None if live is None else
                                 SyncWiring.of_engine(
                                     live.client(), cfg, self.limiter, self.orders,
                                     self._portfolio_cell, self._orders_cell, self._gateway_cell,
                                     self.instruments, self.clock.now, self._listeners))
-        self._sync_cell: Published[SyncSnapshot] = self.sync.proxy().snapshot.get()
+        self._sync_cell: Published[SyncSnapshot] = self.published(self.sync)
         self.prices.tell(Subscribe("orders", frozenset(), self.orders))
         self.prices.tell(Subscribe("portfolio", frozenset(), self.portfolio))
         if self._run_strategies:
@@ -252,7 +264,7 @@ class Engine:
         except BaseException:
             opened.store.close()
             raise
-        self._journal_cell: Published[JournalSnapshot] = self.journal.proxy().snapshot.get()
+        self._journal_cell: Published[JournalSnapshot] = self.published(self.journal)
         return self.journal, opened.recovered
 
     def _start_strategies(self) -> None:
@@ -348,9 +360,7 @@ class Engine:
             self.feed.stop()
         if drain and drained:
             drained = self.drain()
-        for ref in reversed(self._refs):
-            if ref.is_alive():
-                ref.stop()
+        self._stop_all()
         _log.info("engine_stopped", drained=drained)
         return drained
 

@@ -44,7 +44,8 @@ def test_actors_lists_the_five_with_their_counters() -> None:
         assert price["state"] == "running" and price["failures"] == 0
         assert price["processed"] >= 1 and price["last_message"] in (
             "RecordPrices", "PricesProcessed")
-        assert price["last_age_s"] >= 0 and price["mailbox"] >= 0 and price["busy_s"] is None
+        assert price["last_age_s"] < 10 and type(price["mailbox"]) is int
+        assert price["busy_s"] is None
         before = rows["OrderActor"]["processed"]
         for step in range(5):
             h.quote(call, 150_00 + 5 * step)

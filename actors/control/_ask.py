@@ -31,6 +31,7 @@ from messages import (
 )
 
 if TYPE_CHECKING:
+    from actors._introspect import ActorHandle
     from actors._system import Engine
 
 __all__ = ["DANGEROUS", "READ_ONLY", "ask", "tell"]
@@ -62,8 +63,9 @@ _SAGA_ENDS = (SagaCompleted, SagaCompensated, SagaRefused)
 _MAX_WAIT_S = 600.0
 
 
-def _message(engine: Engine, args: dict[str, Any], reply: _Reply | None) -> tuple[Any, str]:
-    """The message ``args`` describe, after the policy checks; and the actor's name."""
+def _message(engine: Engine, args: dict[str, Any],
+             reply: _Reply | None) -> tuple[Any, ActorHandle]:
+    """The message ``args`` describe, after the policy checks; and its actor."""
     handle = find_actor(engine, args.get("actor"))
     data = args.get("message")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -86,14 +88,14 @@ def _message(engine: Engine, args: dict[str, Any], reply: _Reply | None) -> tupl
     if danger is not None and not confirmed:
         raise ControlError(f"{kind} to {handle.name} {danger}: it needs confirming",
                            1, confirm=f"{kind} to {handle.name} {danger}")
-    return message, handle.name
+    return message, handle
 
 
 def tell(engine: Engine, sources: Sources, args: dict[str, Any]) -> dict[str, Any]:
     """Send a message and do not wait (no reply address)."""
-    message, name = _message(engine, args, None)
-    find_actor(engine, name).ref.tell(message)
-    return {"actor": name, "sent": type(message).__name__}
+    message, handle = _message(engine, args, None)
+    handle.ref.tell(message)
+    return {"actor": handle.name, "sent": type(message).__name__}
 
 
 def ask(engine: Engine, sources: Sources, args: dict[str, Any]) -> dict[str, Any]:
@@ -108,15 +110,15 @@ def ask(engine: Engine, sources: Sources, args: dict[str, Any]) -> dict[str, Any
         raise ValueError(f"timeout_s: must be a number of seconds > 0 and <= "
                          f"{_MAX_WAIT_S:g}, got {timeout!r}")
     reply = _Reply()
-    message, name = _message(engine, args, reply)
+    message, handle = _message(engine, args, reply)
     if not hasattr(message, "reply_to"):
         raise ValueError(f"message: {type(message).__name__} takes no reply address; "
                          f"send it with tell()")
-    find_actor(engine, name).ref.tell(message)
+    handle.ref.tell(message)
     deadline = time.monotonic() + float(timeout)
     wanted: tuple[type[Any], ...] = _SAGA_ENDS if isinstance(message, _SAGA_STARTERS) \
         else (object,)
     answered = reply.next_of(wanted, deadline) is not None
-    return {"actor": name, "sent": type(message).__name__, "answered": answered,
+    return {"actor": handle.name, "sent": type(message).__name__, "answered": answered,
             "replies": [to_dict(m) if dataclasses.is_dataclass(m) else
                         {"type": type(m).__name__, "repr": repr(m)[:300]} for m in reply.seen]}

@@ -52,8 +52,8 @@ class Sources:
     @classmethod
     def of(cls, engine: Engine, alert_source: AlertSource | None) -> Sources:
         """Read the cells from the started engine's actors (one call each, at start)."""
-        journal = engine.journal.proxy().snapshot.get() if hasattr(engine, "journal") else None
-        return cls(engine.limiter.proxy().snapshot.get(), engine.prices.proxy().snapshot.get(),
+        journal = engine.published(engine.journal) if hasattr(engine, "journal") else None
+        return cls(engine.published(engine.limiter), engine.published(engine.prices),
                    journal, alert_source)
 
 

@@ -51,8 +51,8 @@ class Sources:
     def of_engine(cls, engine: Engine) -> Sources:
         """The published cells of a started ``engine`` (fetched once, from the
         calling thread; afterwards every read is a plain ``latest()``)."""
-        price_cell = engine.prices.proxy().snapshot.get()
-        rate_cell = engine.limiter.proxy().snapshot.get()
+        price_cell = engine.published(engine.prices)
+        rate_cell = engine.published(engine.limiter)
         return cls(lambda: engine.portfolio_snapshot, lambda: engine.orders_snapshot,
                    price_cell.latest, rate_cell.latest, lambda: engine.sync_snapshot,
                    engine.failures, engine.instruments.get, engine.clock.now,

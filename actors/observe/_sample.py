@@ -18,6 +18,7 @@ import psutil
 
 from actors._base import ActorFailed
 from actors._drift import SyncSnapshot
+from actors._introspect import mailbox_depth
 from actors._order import OrdersSnapshot
 from actors._price import PriceBook
 from actors._ratelimit import RateBook
@@ -72,8 +73,7 @@ class Attach:
 
 
 def _depth(ref: Any) -> Callable[[], int]:
-    inbox = ref.actor_inbox
-    return lambda: int(inbox.qsize())
+    return lambda: mailbox_depth(ref)
 
 
 def named_mailboxes(refs: list[Any] | tuple[Any, ...]) -> Mailboxes:
@@ -91,18 +91,18 @@ def named_mailboxes(refs: list[Any] | tuple[Any, ...]) -> Mailboxes:
 def sources_of(engine: Engine) -> Sources:
     """The sources of a started ``engine`` (call on the thread that started it: it
     asks RateLimitActor, PriceActor and JournalActor once for their published cells)."""
-    rates = engine.limiter.proxy().snapshot.get()
-    prices = engine.prices.proxy().snapshot.get()
+    rates = engine.published(engine.limiter)
+    prices = engine.published(engine.prices)
     journal = None
     if hasattr(engine, "journal"):
-        journal = engine.journal.proxy().snapshot.get().latest
+        journal = engine.published(engine.journal).latest
     if engine.live is not None:
         def rejected() -> int:
             return int(engine.gateway_snapshot.counts.get("orders_rejected", 0))
     else:
         def rejected() -> int:
             return engine.broker_snapshot.orders_rejected
-    refs = list(engine._refs)  # every actor the engine started, fixed once it has started
+    refs = [handle.ref for handle in engine.actors]  # fixed once the engine has started
     return Sources(
         orders=lambda: engine.orders_snapshot, rates=rates.latest,
         prices=prices.latest, sync=lambda: engine.sync_snapshot,
